@@ -1,0 +1,39 @@
+# The README's two commands: `make up` runs the platform, `make test` runs every test.
+# Prerequisites: Python 3.11+, Node 20+, make. Everything else is installed from here.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+
+.PHONY: up test lint typecheck pytest bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+up: $(VENV)/.synced
+	$(VENV)/bin/pacsflow up
+
+test: lint typecheck pytest
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check pacsflow tests bench
+	$(VENV)/bin/ruff format --check pacsflow tests bench
+
+typecheck: $(VENV)/.synced
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.synced
+	$(VENV)/bin/python -m pytest
+
+bench: $(VENV)/.synced
+	$(VENV)/bin/python bench/bench_dicomweb.py
+
+clean:
+	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

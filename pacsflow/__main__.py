@@ -1,0 +1,3 @@
+from pacsflow.cli import main
+
+main()

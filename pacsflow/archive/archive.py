@@ -1,0 +1,87 @@
+"""The archive: storage, index and the operations on both, for every interface to share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pacsflow.archive.db import make_engine, make_sessionmaker, migrate
+from pacsflow.archive.delete import remove_instances
+from pacsflow.archive.ingest import IngestResult, Source, ingest
+from pacsflow.archive.models import Instance, Series, Study
+from pacsflow.archive.storage import FileStorage
+from pacsflow.settings import Settings
+
+
+class Archive:
+    """One per process; cheap to share between threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.sqlalchemy_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self._writer = make_sessionmaker(self.engine.execution_options(sqlite_immediate=True))
+        self.storage = FileStorage(settings.storage_root)
+
+    def migrate(self) -> None:
+        migrate(self.settings.sqlalchemy_url)
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session whose transactions take SQLite's write lock at BEGIN."""
+        with self._writer() as session:
+            yield session
+
+    def ingest(
+        self,
+        staged: Path,
+        source: Source,
+        transfer_syntax_uid: str = "",
+        study_instance_uid: str = "",
+    ) -> IngestResult:
+        """Store a staged file; see :func:`pacsflow.archive.ingest.ingest`."""
+        return ingest(self, staged, source, transfer_syntax_uid, study_instance_uid)
+
+    def ingest_stream(self, stream: BinaryIO, source: Source) -> IngestResult:
+        """Copy a readable stream to staging and ingest it (for import and tests)."""
+        staged = self.storage.staging_file()
+        try:
+            with open(staged, "wb") as out:
+                while chunk := stream.read(1024 * 1024):
+                    out.write(chunk)
+        except BaseException:
+            staged.unlink(missing_ok=True)
+            raise
+        return self.ingest(staged, source)
+
+    def delete(
+        self, study_uid: str, series_uid: str | None = None, sop_instance_uid: str | None = None
+    ) -> int:
+        """Delete a study, series or instance; return how many instances went.
+
+        The index rows go in one transaction; files are removed only after it commits, so a
+        failure keeps both. A crash in between leaves unreferenced files that fsck reports.
+        """
+        query = (
+            select(Instance.sop_instance_uid)
+            .join(Series, Instance.series_fk == Series.id)
+            .join(Study, Series.study_fk == Study.id)
+            .where(Study.study_instance_uid == study_uid)
+        )
+        if series_uid is not None:
+            query = query.where(Series.series_instance_uid == series_uid)
+        if sop_instance_uid is not None:
+            query = query.where(Instance.sop_instance_uid == sop_instance_uid)
+        with self.write_session() as session, session.begin():
+            uids = list(session.execute(query).scalars())
+            keys = remove_instances(session, uids)
+        self.storage.remove(keys)
+        return len(keys)
+
+    def close(self) -> None:
+        self.engine.dispose()

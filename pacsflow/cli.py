@@ -1,0 +1,204 @@
+"""The ``pacsflow`` command: run the platform and administer its archive and users."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from pacsflow.archive.archive import Archive
+from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
+from pacsflow.settings import Settings, SettingsError, load_settings
+from pacsflow.supervisor import Service, Supervisor
+
+logger = logging.getLogger("pacsflow")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """pacsflow: an on-premises DICOM platform for research labs."""
+    level = os.environ.get("PACSFLOW_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+def up() -> None:
+    """Set up and run the whole platform in the foreground; Ctrl-C stops it."""
+    settings = _settings()
+    _prepare(settings)
+    click.echo(
+        f"pacsflow: web and DICOMweb on http://{settings.bind}:{settings.http_port}/ "
+        f"(state in {settings.resolved_home})"
+    )
+    services = [Service("web", [sys.executable, "-m", "pacsflow", "web"])]
+    sys.exit(Supervisor(services).run())
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrate the index and create the first admin before workers start (idempotent)."""
+    archive = Archive(settings)
+    archive.migrate()
+    archive.close()
+    from pacsflow.web.app import create_app
+
+    create_app(settings)
+
+
+@main.command()
+def web() -> None:
+    """Run only the web app (DICOMweb, REST, dashboard)."""
+    from pacsflow.web.server import WebServer
+
+    settings = _settings()
+    _prepare(settings)
+    WebServer(settings).run()
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the archive index schema up to date."""
+    archive = Archive(_settings())
+    archive.migrate()
+    click.echo("archive index is up to date")
+
+
+def _walk(paths: tuple[Path, ...]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from (p for p in sorted(path.rglob("*")) if p.is_file())
+        else:
+            yield path
+
+
+def _is_part10(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(132)
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--jobs", "-j", default=4, show_default=True, help="files ingested in parallel")
+def import_(paths: tuple[Path, ...], jobs: int) -> None:
+    """Import DICOM files and folders (recursively); non-DICOM files are skipped and counted."""
+    settings = _settings()
+    archive = Archive(settings)
+    archive.migrate()
+    files = list(_walk(paths))
+    source = Source(SourceKind.IMPORT, username=os.environ.get("USER", ""))
+    counts: Counter[str] = Counter()
+    rejected: list[str] = []
+
+    def one(path: Path) -> str:
+        if not _is_part10(path):
+            return "not DICOM"
+        try:
+            with open(path, "rb") as f:
+                return archive.ingest_stream(f, source).outcome.value
+        except IngestError as exc:
+            rejected.append(f"{path}: {exc}")
+            return "rejected"
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for outcome in tqdm(pool.map(one, files), total=len(files), unit="file", desc="import"):
+            counts[outcome] += 1
+    for line in rejected:
+        click.echo(f"rejected {line}", err=True)
+    summary = ", ".join(
+        f"{counts[name]} {name}"
+        for name in (Outcome.STORED.value, Outcome.DUPLICATE.value, Outcome.REPLACED.value)
+    )
+    click.echo(f"{summary}, {counts['rejected']} rejected, {counts['not DICOM']} not DICOM")
+    if counts["rejected"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--verify", is_flag=True, help="re-hash every file against its stored digest")
+@click.option("--remove-orphans", is_flag=True, help="delete files that no index row refers to")
+def fsck(verify: bool, remove_orphans: bool) -> None:
+    """Check that the archive index and the stored files agree."""
+    from pacsflow.archive.fsck import fsck as run_fsck
+
+    archive = Archive(_settings())
+    with tqdm(unit="instance", desc="fsck") as bar:
+        report = run_fsck(archive, verify=verify, progress=bar.update)
+    for label, keys in (
+        ("missing file", report.missing_files),
+        ("orphan file", report.orphan_files),
+        ("size differs", report.size_mismatches),
+        ("content differs", report.digest_mismatches),
+    ):
+        for key in keys:
+            click.echo(f"{label}: {key}")
+    if remove_orphans and report.orphan_files:
+        archive.storage.remove(report.orphan_files)
+        click.echo(f"removed {len(report.orphan_files)} orphan files")
+        report.orphan_files = []
+    click.echo(f"checked {report.checked} instances: {'OK' if report.ok else 'PROBLEMS FOUND'}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def users() -> None:
+    """Manage web users (roles: Admin, Operator, Researcher, Viewer)."""
+
+
+def _app():  # type: ignore[no-untyped-def]
+    from pacsflow.web.app import create_app
+
+    return create_app(_settings())
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--role", default="Viewer", show_default=True)
+@click.option("--email", default=None)
+@click.password_option(envvar="PACSFLOW_NEW_USER_PASSWORD")
+def users_create(username: str, role: str, email: str | None, password: str) -> None:
+    """Create a user."""
+    from pacsflow.web.users import create_user
+
+    try:
+        create_user(_app(), username, password, role, email)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created user {username} ({role})")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users and their roles."""
+    from pacsflow.web.users import list_users
+
+    for user in list_users(_app()):
+        state = "" if user["active"] else " (inactive)"
+        click.echo(f"{user['username']}\t{','.join(user['roles'])}{state}")
+
+
+@users.command("delete")
+@click.argument("username")
+def users_delete(username: str) -> None:
+    """Delete a user."""
+    from pacsflow.web.users import delete_user
+
+    try:
+        delete_user(_app(), username)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"deleted user {username}")

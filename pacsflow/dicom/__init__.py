@@ -1,0 +1,1 @@
+"""DICOM helpers shared by the archive, the web app and the receiver."""

@@ -1,0 +1,127 @@
+"""Settings from ``PACSFLOW_*`` environment variables and an optional TOML file.
+
+Every setting has a safe default so that ``make up`` works on a fresh machine; a wrong
+value stops the start with a message naming the variable and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "PACSFLOW_"
+Port = Annotated[int, Field(ge=1, le=65535)]
+_AE_TITLE = re.compile(
+    r"^[\x20-\x5b\x5d-\x7e]{1,16}$"
+)  # default character repertoire, no backslash
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message names the variable and the problem."""
+
+
+class Settings(BaseSettings):
+    """The platform's settings; see README for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    home: Path = Path("var")
+    database_url: str = ""
+    storage_path: Path | None = None
+    bind: str = "127.0.0.1"
+    http_port: Port = 8000
+    dicom_port: Port = 11112
+    ae_title: str = "PACSFLOW"
+    airflow_port: Port = 8080
+    admin_password: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    max_object_size: ByteSize = ByteSize(4 * 1024**3)
+    duplicate_policy: Literal["reject", "overwrite"] = "reject"
+    web_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    web_threads: Annotated[int, Field(ge=1, le=256)] = 8
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @field_validator("ae_title")
+    @classmethod
+    def _check_ae_title(cls, value: str) -> str:
+        if not _AE_TITLE.match(value) or not value.strip():
+            raise ValueError("must be 1 to 16 printable ASCII characters without backslash")
+        return value.strip()
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @cached_property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_home / 'pacsflow.db'}"
+
+    @property
+    def storage_root(self) -> Path:
+        return (self.storage_path or self.resolved_home / "storage").expanduser().resolve()
+
+    def persistent_secret(self, name: str) -> str:
+        """Read a generated secret kept in $PACSFLOW_HOME, creating it on first use."""
+        path = self.resolved_home / name
+        if path.exists():
+            return path.read_text().strip()
+        self.resolved_home.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return value
+
+    @property
+    def flask_secret_key(self) -> str:
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return self.persistent_secret("secret_key")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Load and validate settings, turning pydantic's report into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None

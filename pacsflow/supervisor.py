@@ -1,0 +1,69 @@
+"""Runs the platform's processes in the foreground: Ctrl-C stops every one of them.
+
+Later services (receiver, Airflow, dispatcher) join as more entries in the same list.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+logger = logging.getLogger(__name__)
+
+STOP_TIMEOUT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: Sequence[str]
+
+
+class Supervisor:
+    """Start services, watch them, stop all when one exits or a signal arrives."""
+
+    def __init__(self, services: Sequence[Service]) -> None:
+        self.services = services
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = False
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        for service in self.services:
+            logger.info("starting %s", service.name)
+            self.processes[service.name] = subprocess.Popen(list(service.command))
+        exit_code = 0
+        while not self._stopping:
+            for name, process in self.processes.items():
+                code = process.poll()
+                if code is not None:
+                    logger.error("%s exited with status %s; stopping the others", name, code)
+                    exit_code = code or 1
+                    self._stopping = True
+                    break
+            time.sleep(0.5)
+        self.stop()
+        return exit_code
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        self._stopping = True
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop in time; killing it", name)
+                process.kill()
+                process.wait()

@@ -1,0 +1,204 @@
+"""Ingest: validation, byte-exact durable storage, dedupe, the index and the outbox."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from pacsflow.archive import ingest as ingest_module
+from pacsflow.archive.archive import Archive
+from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
+from pacsflow.archive.models import Arrival, Instance, Series, Study
+from pacsflow.dicom.status import StoreStatus
+
+SOURCE = Source(SourceKind.DIMSE, calling_ae="MODALITY", called_ae="PACSFLOW", peer="127.0.0.1")
+CT = get_testdata_file("CT_small.dcm")
+
+
+def store(archive: Archive, data: bytes, **kwargs: str) -> Outcome:
+    staged = archive.storage.staging_file()
+    staged.write_bytes(data)
+    return archive.ingest(staged, SOURCE, **kwargs).outcome
+
+
+def encoded(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    return buffer.getvalue()
+
+
+def nothing_left(archive: Archive) -> bool:
+    root = archive.storage.root
+    return not list(root.glob("*/*/*.dcm")) and not list(archive.storage.staging_dir.iterdir())
+
+
+def test_stores_byte_exact_and_indexes(archive: Archive, shared_data: Path) -> None:
+    paths = sorted((shared_data / "dcmqi-seg" / "ct-3slice").glob("*")) + [
+        shared_data / "dcmqi-seg" / "liver.dcm"
+    ]
+    for path in paths:
+        assert store(archive, path.read_bytes()) == Outcome.STORED
+    with archive.sessions() as session:
+        study = session.execute(select(Study)).scalar_one()
+        assert (study.number_of_series, study.number_of_instances) == (2, 4)
+        assert study.modalities_in_study == "/CT/SEG/"
+        instances = session.execute(select(Instance)).scalars().all()
+        arrivals = session.execute(select(Arrival)).scalars().all()
+    for instance in instances:
+        original = next(
+            p for p in paths if pydicom.dcmread(p).SOPInstanceUID == instance.sop_instance_uid
+        )
+        assert archive.storage.open(instance.storage_key).read() == original.read_bytes()
+        metadata = json.loads(instance.metadata_json)
+        assert metadata["7FE00010"]["BulkDataURI"].endswith("/bulkdata/7FE00010")
+    assert {a.calling_ae for a in arrivals} == {"MODALITY"} and len(arrivals) == 4
+
+
+def test_bare_data_set_gets_file_meta(archive: Archive) -> None:
+    ds = pydicom.dcmread(CT)
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, True
+    write_dataset(body, ds)
+    bare = body.getvalue()
+    assert store(archive, bare) == Outcome.STORED
+    key = next(iter(archive.storage.iter_keys()))
+    stored = archive.storage.open(key).read()
+    assert stored[128:132] == b"DICM" and stored.endswith(bare)
+    meta = pydicom.dcmread(io.BytesIO(stored)).file_meta
+    assert meta.TransferSyntaxUID == pydicom.uid.ImplicitVRLittleEndian
+    assert meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_duplicates(archive: Archive) -> None:
+    data = Path(CT).read_bytes()
+    assert store(archive, data) == Outcome.STORED
+    assert store(archive, data) == Outcome.DUPLICATE
+    ds = pydicom.dcmread(CT)
+    ds.file_meta.ImplementationVersionName = "OTHER_SENDER"
+    assert store(archive, encoded(ds)) == Outcome.DUPLICATE  # same data set, other meta
+    ds.PatientName = "Changed^Name"
+    with pytest.raises(IngestError) as refused:
+        store(archive, encoded(ds))
+    assert refused.value.status == StoreStatus.DUPLICATE_SOP_INSTANCE
+    assert "already stored with different content" in str(refused.value)
+    with archive.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Arrival)).scalar_one() == 1
+
+
+def test_overwrite_policy_replaces(archive: Archive) -> None:
+    archive.settings.duplicate_policy = "overwrite"
+    assert store(archive, Path(CT).read_bytes()) == Outcome.STORED
+    ds = pydicom.dcmread(CT)
+    ds.PatientName = "Changed^Name"
+    assert store(archive, encoded(ds)) == Outcome.REPLACED
+    with archive.sessions() as session:
+        study = session.execute(select(Study)).scalar_one()
+        assert study.number_of_instances == 1
+    key = next(iter(archive.storage.iter_keys()))
+    assert pydicom.dcmread(archive.storage.open(key)).PatientName == "Changed^Name"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        (
+            "del SOPInstanceUID",
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            "SOPInstanceUID is missing",
+        ),
+        (
+            "del StudyInstanceUID",
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            "StudyInstanceUID is missing",
+        ),
+        ("series ../", StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS, "not a valid UID"),
+    ],
+)
+def test_invalid_uids_are_refused(archive: Archive, change: str, status: int, message: str) -> None:
+    ds = pydicom.dcmread(CT)
+    if change.startswith("del "):
+        delattr(ds, change.removeprefix("del "))
+    else:
+        ds.SeriesInstanceUID = "1.2.3/../../etc"
+    with pytest.raises(IngestError) as refused:
+        store(archive, encoded(ds))
+    assert refused.value.status == status and message in str(refused.value)
+    assert nothing_left(archive)
+
+
+@pytest.mark.parametrize("cut", [200, 1000, -100, -1])
+def test_truncated_file_is_refused(archive: Archive, cut: int) -> None:
+    data = Path(CT).read_bytes()
+    with pytest.raises(IngestError) as refused:
+        store(archive, data[:cut])
+    assert refused.value.status == StoreStatus.CANNOT_UNDERSTAND
+    assert nothing_left(archive)
+
+
+def test_non_dicom_and_oversize_are_refused(archive: Archive) -> None:
+    with pytest.raises(IngestError) as refused:
+        store(archive, b"this is not DICOM" * 100)
+    assert refused.value.status == StoreStatus.CANNOT_UNDERSTAND
+    archive.settings.max_object_size = 1000  # type: ignore[assignment]
+    with pytest.raises(IngestError) as refused:
+        store(archive, Path(CT).read_bytes())
+    assert refused.value.status == StoreStatus.OUT_OF_RESOURCES
+    assert "PACSFLOW_MAX_OBJECT_SIZE" in str(refused.value)
+    assert nothing_left(archive)
+
+
+def test_study_mismatch_is_refused(archive: Archive) -> None:
+    with pytest.raises(IngestError) as refused:
+        store(archive, Path(CT).read_bytes(), study_instance_uid="1.2.3")
+    assert "differs from the study 1.2.3" in str(refused.value)
+    assert nothing_left(archive)
+
+
+def test_index_failure_keeps_nothing(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is gone"))
+
+    monkeypatch.setattr(ingest_module, "_index", broken)
+    with pytest.raises(IngestError) as refused:
+        store(archive, Path(CT).read_bytes())
+    assert refused.value.status == StoreStatus.PROCESSING_FAILURE
+    assert nothing_left(archive)
+
+
+def test_full_disk_is_out_of_resources(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*_args: object, **_kwargs: object) -> bool:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(archive.storage, "commit", full)
+    with pytest.raises(IngestError) as refused:
+        store(archive, Path(CT).read_bytes())
+    assert refused.value.status == StoreStatus.OUT_OF_RESOURCES
+    assert nothing_left(archive)
+
+
+def test_delete_fixes_counts_and_removes_files(archive: Archive, shared_data: Path) -> None:
+    paths = sorted((shared_data / "dcmqi-seg" / "ct-3slice").glob("*"))
+    paths.append(shared_data / "dcmqi-seg" / "liver.dcm")
+    for path in paths:
+        store(archive, path.read_bytes())
+    seg = pydicom.dcmread(paths[-1])
+    assert archive.delete(seg.StudyInstanceUID, seg.SeriesInstanceUID) == 1
+    with archive.sessions() as session:
+        study = session.execute(select(Study)).scalar_one()
+        assert (study.number_of_series, study.number_of_instances) == (1, 3)
+        assert study.modalities_in_study == "/CT/"
+    assert archive.delete(seg.StudyInstanceUID) == 3
+    assert archive.delete(seg.StudyInstanceUID) == 0
+    with archive.sessions() as session:
+        assert session.execute(select(func.count()).select_from(Series)).scalar_one() == 0
+    assert nothing_left(archive)

@@ -1,0 +1,67 @@
+"""Fixtures shared by all tests: settings on a fresh home, and a database per test.
+
+``database_url`` runs a test on SQLite and on the machine's PostgreSQL; each PostgreSQL
+test creates its own database and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pacsflow.archive.archive import Archive
+from pacsflow.settings import Settings, load_settings
+
+POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ADMIN_PASSWORD = "test-admin-password"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"test data not found at {SHARED_DATA}: ../shared must sit beside the repo")
+    return SHARED_DATA
+
+
+def create_postgres_database() -> tuple[str, str]:
+    name = f"pacsflow_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'index.db'}"
+        return
+    name, url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(
+        home=tmp_path / "home", database_url=database_url, admin_password=ADMIN_PASSWORD
+    )
+
+
+@pytest.fixture
+def archive(settings: Settings) -> Iterator[Archive]:
+    archive = Archive(settings)
+    archive.migrate()
+    yield archive
+    archive.close()
