@@ -6,6 +6,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+PY_PATHS := pacsflow tests $(wildcard bench)
 
 .PHONY: up test lint typecheck pytest bench clean
 
@@ -23,8 +24,8 @@ up: $(VENV)/.synced
 test: lint typecheck pytest
 
 lint: $(VENV)/.synced
-	$(VENV)/bin/ruff check pacsflow tests bench
-	$(VENV)/bin/ruff format --check pacsflow tests bench
+	$(VENV)/bin/ruff check $(PY_PATHS)
+	$(VENV)/bin/ruff format --check $(PY_PATHS)
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
