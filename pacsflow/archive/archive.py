@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from pacsflow.archive.db import make_engine, make_sessionmaker, migrate
 from pacsflow.archive.delete import remove_instances
-from pacsflow.archive.ingest import IngestResult, Source, ingest
+from pacsflow.archive.ingest import IngestError, IngestResult, Source, ingest, ingest_many
 from pacsflow.archive.models import Instance, Series, Study
 from pacsflow.archive.storage import FileStorage
 from pacsflow.settings import Settings
@@ -25,17 +24,17 @@ class Archive:
         self.settings = settings
         self.engine = make_engine(settings.sqlalchemy_url)
         self.sessions = make_sessionmaker(self.engine)
-        self._writer = make_sessionmaker(self.engine.execution_options(sqlite_immediate=True))
+        self._writer = self.engine.execution_options(sqlite_immediate=True)
         self.storage = FileStorage(settings.storage_root)
 
     def migrate(self) -> None:
         migrate(self.settings.sqlalchemy_url)
 
     @contextmanager
-    def write_session(self) -> Iterator[Session]:
-        """A session whose transactions take SQLite's write lock at BEGIN."""
-        with self._writer() as session:
-            yield session
+    def write_connection(self) -> Iterator[Connection]:
+        """A transaction that takes SQLite's write lock at BEGIN; commits on success."""
+        with self._writer.begin() as conn:
+            yield conn
 
     def ingest(
         self,
@@ -46,6 +45,12 @@ class Archive:
     ) -> IngestResult:
         """Store a staged file; see :func:`pacsflow.archive.ingest.ingest`."""
         return ingest(self, staged, source, transfer_syntax_uid, study_instance_uid)
+
+    def ingest_many(
+        self, staged: Sequence[Path], source: Source, study_instance_uid: str = ""
+    ) -> list[IngestResult | IngestError]:
+        """Store several staged files with one group commit; see :func:`ingest_many`."""
+        return ingest_many(self, staged, source, study_instance_uid=study_instance_uid)
 
     def ingest_stream(self, stream: BinaryIO, source: Source) -> IngestResult:
         """Copy a readable stream to staging and ingest it (for import and tests)."""
@@ -77,9 +82,9 @@ class Archive:
             query = query.where(Series.series_instance_uid == series_uid)
         if sop_instance_uid is not None:
             query = query.where(Instance.sop_instance_uid == sop_instance_uid)
-        with self.write_session() as session, session.begin():
-            uids = list(session.execute(query).scalars())
-            keys = remove_instances(session, uids)
+        with self.write_connection() as conn:
+            uids = list(conn.execute(query).scalars())
+            keys = remove_instances(conn, uids)
         self.storage.remove(keys)
         return len(keys)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from pacsflow.dicom.uid import check_uid
 
@@ -14,7 +15,7 @@ def _text(ds: Dataset, keyword: str, limit: int = 324) -> str:
     value = ds.get(keyword)
     if value is None or value == "":
         return ""
-    if not isinstance(value, str) and hasattr(value, "__iter__"):
+    if isinstance(value, MultiValue | list | tuple):
         value = "\\".join(str(v) for v in value)  # multi-valued: as DICOM writes it
     return str(value).strip()[:limit]
 

@@ -9,16 +9,19 @@ by the parser are never loaded.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 INLINE_BINARY_LIMIT = 1024
 PIXEL_DATA_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 BULKDATA_MARK = '"BulkDataURI":"'
+
+logger = logging.getLogger(__name__)
 
 
 def instance_path(study_uid: str, series_uid: str, sop_instance_uid: str) -> str:
@@ -56,7 +59,7 @@ def _dataset_json(ds: Dataset, prefix: str) -> dict[str, Any]:
                 _dataset_json(item, f"{prefix}{key}/{index}/")
                 for index, item in enumerate(element.value)
             ]
-            result[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+            result[key] = {"vr": "SQ", "Value": items}  # as pydicom writes it, even if empty
         elif (
             element.VR in BULK_VRS
             and not element.is_empty
@@ -64,8 +67,20 @@ def _dataset_json(ds: Dataset, prefix: str) -> dict[str, Any]:
         ):
             result[key] = {"vr": element.VR, "BulkDataURI": prefix + key}
         else:
-            result[key] = element.to_json_dict(None, INLINE_BINARY_LIMIT)
+            result[key] = _element_json(element, key)
     return result
+
+
+def _element_json(element: DataElement, key: str) -> dict[str, Any]:
+    """The element's JSON; a value that has none (e.g. IS "1A") is left out, not fatal.
+
+    The object is still stored byte-exact; only its metadata lacks that one value.
+    """
+    try:
+        return element.to_json_dict(None, INLINE_BINARY_LIMIT)
+    except (ValueError, TypeError, OverflowError):
+        logger.warning("element %s has a value DICOM JSON cannot hold; metadata omits it", key)
+        return {"vr": element.VR}
 
 
 def _raw_vr(raw: RawDataElement) -> str:

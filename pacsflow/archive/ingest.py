@@ -13,10 +13,11 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -29,7 +30,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     generate_uid,
 )
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pacsflow.archive.attributes import InstanceAttributes
@@ -125,23 +126,59 @@ def ingest(
     DIMSE delivers it); without it a bare data set's encoding is detected. A non-empty
     ``study_instance_uid`` refuses objects of any other study (STOW to /studies/{uid}).
     """
-    try:
-        return _ingest(archive, staged, source, transfer_syntax_uid, study_instance_uid)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise IngestError(StoreStatus.OUT_OF_RESOURCES, "storage is full") from exc
-        raise
-    finally:
-        staged.unlink(missing_ok=True)
+    (result,) = ingest_many(archive, [staged], source, transfer_syntax_uid, study_instance_uid)
+    if isinstance(result, IngestError):
+        raise result
+    return result
 
 
-def _ingest(
+def ingest_many(
     archive: Archive,
-    staged: Path,
+    staged: Sequence[Path],
     source: Source,
-    transfer_syntax_uid: str,
-    study_instance_uid: str,
-) -> IngestResult:
+    transfer_syntax_uid: str = "",
+    study_instance_uid: str = "",
+) -> list[IngestResult | IngestError]:
+    """Ingest several staged files with one group commit; one result per file, in order.
+
+    Files are placed, then made durable together, then indexed in one transaction with a
+    savepoint per instance, so a batch costs one flush instead of one per object while
+    each object still succeeds or fails on its own. Every staged file is consumed.
+    """
+    results: list[IngestResult | IngestError | None] = [None] * len(staged)
+    try:
+        prepared: dict[int, _Parsed] = {}
+        for index, path in enumerate(staged):
+            try:
+                prepared[index] = _prepare(archive, path, transfer_syntax_uid, study_instance_uid)
+            except IngestError as exc:
+                results[index] = exc
+            except OSError as exc:
+                results[index] = _os_error(exc)
+        plans = _plan(archive, prepared, staged, results)
+        if plans:
+            _store(archive, plans, source, results)
+    finally:
+        for path in staged:
+            path.unlink(missing_ok=True)
+    return [r if r is not None else _unresolved() for r in results]
+
+
+def _unresolved() -> IngestError:
+    return IngestError(StoreStatus.PROCESSING_FAILURE, "the object was not processed")
+
+
+def _os_error(exc: OSError) -> IngestError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return IngestError(StoreStatus.OUT_OF_RESOURCES, "storage is full")
+    logger.error("storage failed: %s", exc.strerror)
+    return IngestError(StoreStatus.OUT_OF_RESOURCES, f"storage failed: {exc.strerror}")
+
+
+def _prepare(
+    archive: Archive, staged: Path, transfer_syntax_uid: str, study_instance_uid: str
+) -> _Parsed:
+    """Size check, File Meta for bare data sets, header parse and validation."""
     size = staged.stat().st_size
     limit = int(archive.settings.max_object_size)
     if size > limit:
@@ -162,50 +199,112 @@ def _ingest(
             attrs.sop_class_uid,
             attrs.sop_instance_uid,
         )
-    key = object_key(attrs.study_instance_uid, attrs.series_instance_uid, attrs.sop_instance_uid)
+    return parsed
 
-    with archive.sessions() as session:
-        existing = session.execute(
-            select(Instance.digest, Instance.storage_key).where(
-                Instance.sop_instance_uid == attrs.sop_instance_uid
+
+@dataclass(frozen=True)
+class _Plan:
+    """An object to write: where, and whether it replaces a stored one."""
+
+    index: int
+    parsed: _Parsed
+    staged: Path
+    key: str
+    replaces: str | None  # storage key of the instance it overwrites
+
+
+def _plan(
+    archive: Archive,
+    prepared: dict[int, _Parsed],
+    staged: Sequence[Path],
+    results: list[IngestResult | IngestError | None],
+) -> list[_Plan]:
+    """Dedupe against the index (one query) and within the batch."""
+    uids = [parsed.attributes.sop_instance_uid for parsed in prepared.values()]
+    with archive.engine.connect() as conn:
+        stored = {
+            row.sop_instance_uid: row
+            for row in conn.execute(
+                select(Instance.sop_instance_uid, Instance.digest, Instance.storage_key).where(
+                    Instance.sop_instance_uid.in_(uids)
+                )
             )
-        ).first()
-    if existing is not None:
-        if existing.digest == parsed.digest:
-            return _result(Outcome.DUPLICATE, attrs)
-        if archive.settings.duplicate_policy == "reject":
-            raise IngestError(
+        }
+    in_batch: dict[str, str] = {}
+    plans = []
+    for index, parsed in prepared.items():
+        attrs = parsed.attributes
+        uid = attrs.sop_instance_uid
+        row = stored.get(uid)
+        known_digest = in_batch.get(uid) or (row.digest if row is not None else None)
+        if known_digest == parsed.digest:
+            results[index] = _result(Outcome.DUPLICATE, attrs)
+            continue
+        if known_digest is not None and (
+            archive.settings.duplicate_policy == "reject" or uid in in_batch
+        ):
+            results[index] = IngestError(
                 StoreStatus.DUPLICATE_SOP_INSTANCE,
-                f"SOP Instance {attrs.sop_instance_uid} is already stored with different "
-                "content; delete it first or set PACSFLOW_DUPLICATE_POLICY=overwrite",
+                f"SOP Instance {uid} is already stored with different content; delete it "
+                "first or set PACSFLOW_DUPLICATE_POLICY=overwrite",
+                attrs.sop_class_uid,
+                uid,
+            )
+            continue
+        in_batch[uid] = parsed.digest
+        key = object_key(attrs.study_instance_uid, attrs.series_instance_uid, uid)
+        replaces = row.storage_key if row is not None else None
+        plans.append(_Plan(index, parsed, staged[index], key, replaces))
+    return plans
+
+
+def _store(
+    archive: Archive,
+    plans: list[_Plan],
+    source: Source,
+    results: list[IngestResult | IngestError | None],
+) -> None:
+    """Place and sync the files, then index them; on failure keep none of them."""
+    storage = archive.storage
+    placed: list[_Plan] = []
+    try:
+        for plan in plans:
+            if not storage.place(plan.staged, plan.key, replace=plan.replaces is not None):
+                # A file without an index row, left by a crash before its commit.
+                storage.place(plan.staged, plan.key, replace=True)
+            placed.append(plan)
+        storage.sync([plan.key for plan in placed])
+    except OSError as exc:
+        storage.remove([plan.key for plan in placed if plan.replaces is None])
+        for plan in plans:
+            results[plan.index] = _os_error(exc)
+        return
+    try:
+        with archive.write_connection() as conn:
+            for plan in plans:
+                attrs = plan.parsed.attributes
+                try:
+                    with conn.begin_nested():
+                        _index(conn, plan, source)
+                except IntegrityError:
+                    # Another request indexed the same instance meanwhile: it won.
+                    results[plan.index] = _result(Outcome.DUPLICATE, attrs)
+                    continue
+                outcome = Outcome.STORED if plan.replaces is None else Outcome.REPLACED
+                results[plan.index] = _result(outcome, attrs)
+    except SQLAlchemyError:
+        logger.exception("indexing %d instances failed; none was kept", len(plans))
+        storage.remove([plan.key for plan in plans if plan.replaces is None])
+        for plan in plans:
+            attrs = plan.parsed.attributes
+            results[plan.index] = IngestError(
+                StoreStatus.PROCESSING_FAILURE,
+                "the archive index could not be updated; the object was not kept",
                 attrs.sop_class_uid,
                 attrs.sop_instance_uid,
             )
-
-    replace = existing is not None
-    if not archive.storage.commit(staged, key, replace=replace):
-        # A file without an index row: left by a crash before its commit. Take its place.
-        archive.storage.commit(staged, key, replace=True)
-    try:
-        _index(archive, parsed, key, source, replace=replace)
-    except IntegrityError:
-        # Another request stored the same instance meanwhile: it won, with its file.
-        return _result(Outcome.DUPLICATE, attrs)
-    except SQLAlchemyError as exc:
-        if not replace:
-            archive.storage.remove([key])
-        logger.exception("indexing SOP Instance %s failed", attrs.sop_instance_uid)
-        raise IngestError(
-            StoreStatus.PROCESSING_FAILURE,
-            "the archive index could not be updated; the object was not kept",
-            attrs.sop_class_uid,
-            attrs.sop_instance_uid,
-        ) from exc
-    if replace and existing.storage_key != key:
-        archive.storage.remove([existing.storage_key])
-    outcome = Outcome.REPLACED if replace else Outcome.STORED
-    logger.debug("%s %s from %s", outcome.value, attrs.sop_instance_uid, source.kind.value)
-    return _result(outcome, attrs)
+        return
+    storage.remove([p.replaces for p in plans if p.replaces and p.replaces != p.key])
 
 
 def _result(outcome: Outcome, attrs: InstanceAttributes) -> IngestResult:
@@ -355,64 +454,85 @@ def dataset_digest(path: Path, meta_group_length: int | None) -> str:
     return digest.hexdigest()
 
 
-def _index(archive: Archive, parsed: _Parsed, key: str, source: Source, *, replace: bool) -> None:
-    attrs = parsed.attributes
-    with archive.write_session() as session, session.begin():
-        if replace:
-            remove_instances(session, [attrs.sop_instance_uid])
-        known = session.execute(
-            select(Series.id, Series.study_fk).where(
-                Series.series_instance_uid == attrs.series_instance_uid
-            )
-        ).first()
-        if known is not None:
-            series_fk, study_fk, new_series = known.id, known.study_fk, False
-        else:
-            patient_fk, _ = upsert(session, Patient, attrs.patient)
-            study_fk, _ = upsert(session, Study, {**attrs.study, "patient_fk": patient_fk})
-            series_fk, new_series = upsert(session, Series, {**attrs.series, "study_fk": study_fk})
-        session.add(
-            Instance(
-                **attrs.instance,
-                series_fk=series_fk,
-                transfer_syntax_uid=parsed.transfer_syntax_uid,
-                storage_key=key,
-                size_bytes=parsed.size,
-                digest=parsed.digest,
-                pixel_data_offset=parsed.pixel_data_offset,
-                pixel_data_length=parsed.pixel_data_length,
-                metadata_json=parsed.metadata_json,
-            )
+# Built once: constructing statements costs more than running them on this hot path.
+_FIND_SERIES = select(Series.id, Series.study_fk).where(
+    Series.series_instance_uid == bindparam("series_uid")
+)
+_INSERT_INSTANCE = insert(Instance)
+_COUNT_SERIES_INSTANCE = (
+    update(Series)
+    .where(Series.id == bindparam("series_fk"))
+    .values(number_of_instances=Series.number_of_instances + 1, updated_at=func.now())
+)
+_COUNT_STUDY_INSTANCE = (
+    update(Study)
+    .where(Study.id == bindparam("study_fk"))
+    .values(
+        number_of_instances=Study.number_of_instances + 1,
+        number_of_series=Study.number_of_series + bindparam("new_series"),
+        updated_at=func.now(),
+    )
+)
+_ADD_MODALITY = (
+    update(Study)
+    .where(
+        Study.id == bindparam("study_fk"),
+        ~Study.modalities_in_study.like(bindparam("pattern"), escape="!"),
+    )
+    .values(modalities_in_study=Study.modalities_in_study + bindparam("suffix"))
+)
+_INSERT_ARRIVAL = insert(Arrival)
+
+
+def _index(conn: Connection, plan: _Plan, source: Source) -> None:
+    """Index rows, derived counts and the arrival, inside the caller's transaction.
+
+    Core statements rather than the ORM's unit of work: this runs once per instance.
+    """
+    parsed, attrs = plan.parsed, plan.parsed.attributes
+    if plan.replaces is not None:
+        remove_instances(conn, [attrs.sop_instance_uid])
+    known = conn.execute(_FIND_SERIES, {"series_uid": attrs.series_instance_uid}).first()
+    if known is not None:
+        series_fk, study_fk, new_series = known.id, known.study_fk, False
+    else:
+        patient_fk, _ = upsert(conn, Patient, attrs.patient)
+        study_fk, _ = upsert(conn, Study, {**attrs.study, "patient_fk": patient_fk})
+        series_fk, new_series = upsert(conn, Series, {**attrs.series, "study_fk": study_fk})
+    conn.execute(
+        _INSERT_INSTANCE,
+        {
+            **attrs.instance,
+            "series_fk": series_fk,
+            "transfer_syntax_uid": parsed.transfer_syntax_uid,
+            "storage_key": plan.key,
+            "size_bytes": parsed.size,
+            "digest": parsed.digest,
+            "pixel_data_offset": parsed.pixel_data_offset,
+            "pixel_data_length": parsed.pixel_data_length,
+            "metadata_json": parsed.metadata_json,
+        },
+    )
+    conn.execute(_COUNT_SERIES_INSTANCE, {"series_fk": series_fk})
+    conn.execute(_COUNT_STUDY_INSTANCE, {"study_fk": study_fk, "new_series": int(new_series)})
+    modality = attrs.series["modality"]
+    if modality and new_series:
+        escaped = modality.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        conn.execute(
+            _ADD_MODALITY,
+            {"study_fk": study_fk, "pattern": f"%/{escaped}/%", "suffix": f"{modality}/"},
         )
-        session.flush()
-        session.execute(
-            update(Series)
-            .where(Series.id == series_fk)
-            .values(number_of_instances=Series.number_of_instances + 1, updated_at=func.now())
-        )
-        modality = attrs.series["modality"]
-        study_values: dict[str, Any] = {
-            "number_of_instances": Study.number_of_instances + 1,
-            "number_of_series": Study.number_of_series + (1 if new_series else 0),
-            "updated_at": func.now(),
-        }
-        session.execute(update(Study).where(Study.id == study_fk).values(**study_values))
-        if modality:
-            session.execute(
-                update(Study)
-                .where(Study.id == study_fk, ~Study.modalities_in_study.contains(f"/{modality}/"))
-                .values(modalities_in_study=Study.modalities_in_study + f"{modality}/")
-            )
-        session.add(
-            Arrival(
-                study_instance_uid=attrs.study_instance_uid,
-                series_instance_uid=attrs.series_instance_uid,
-                sop_instance_uid=attrs.sop_instance_uid,
-                sop_class_uid=attrs.sop_class_uid,
-                source_kind=source.kind.value,
-                username=source.username,
-                calling_ae=source.calling_ae,
-                called_ae=source.called_ae,
-                peer=source.peer,
-            )
-        )
+    conn.execute(
+        _INSERT_ARRIVAL,
+        {
+            "study_instance_uid": attrs.study_instance_uid,
+            "series_instance_uid": attrs.series_instance_uid,
+            "sop_instance_uid": attrs.sop_instance_uid,
+            "sop_class_uid": attrs.sop_class_uid,
+            "source_kind": source.kind.value,
+            "username": source.username,
+            "calling_ae": source.calling_ae,
+            "called_ae": source.called_ae,
+            "peer": source.peer,
+        },
+    )

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Connection,
     DateTime,
     ForeignKey,
     Index,
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 UID = String(64)
 
@@ -145,18 +146,18 @@ NATURAL_KEYS: dict[type[Base], tuple[str, ...]] = {
 }
 
 
-def upsert(session: Session, model: type[Base], values: dict[str, Any]) -> tuple[int, bool]:
+def upsert(conn: Connection, model: type[Base], values: dict[str, Any]) -> tuple[int, bool]:
     """Insert a row unless its natural key exists; return its id and whether it was new.
 
     ON CONFLICT DO NOTHING makes concurrent ingests of a new study safe on both databases.
     """
     keys = NATURAL_KEYS[model]
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(
+    insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    result = conn.execute(
         insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
     )
     table = model.__table__
-    row_id = session.execute(
+    row_id = conn.execute(
         select(table.c.id).where(*(table.c[key] == values[key] for key in keys))
     ).scalar_one()
     return row_id, bool(result.rowcount)  # type: ignore[attr-defined]

@@ -34,8 +34,14 @@ class Storage(Protocol):
     def staging_file(self) -> Path:
         """A new empty local file to receive an object; delete it or commit it."""
 
-    def commit(self, staged: Path, key: str, *, replace: bool = False) -> bool:
-        """Make ``staged`` durable under ``key``; False if the key exists and not ``replace``."""
+    def place(self, staged: Path, key: str, *, replace: bool = False) -> bool:
+        """Put ``staged`` under ``key``; False if the key exists and not ``replace``.
+
+        Not yet durable: :meth:`sync` the keys before the index refers to them.
+        """
+
+    def sync(self, keys: list[str]) -> None:
+        """Make placed objects durable, all at once (one flush for a whole batch)."""
 
     def open(self, key: str) -> BinaryIO:
         """Open a stored object for reading."""
@@ -83,32 +89,38 @@ class FileStorage:
         os.close(fd)
         return Path(name)
 
-    def commit(self, staged: Path, key: str, *, replace: bool = False) -> bool:
+    def place(self, staged: Path, key: str, *, replace: bool = False) -> bool:
         path = self._path(key)
-        with open(staged, "rb+") as f:
-            os.fsync(f.fileno())
-        created = self._make_dirs(path.parent)
+        self._make_dirs(path.parent)
         if replace:
             os.replace(staged, path)
-        else:
-            try:
-                os.link(staged, path)  # atomic and never clobbers an existing object
-            except FileExistsError:
-                return False
-            os.unlink(staged)
-        _fsync_dir(path.parent)
-        for directory in created:
-            _fsync_dir(directory.parent)
+            return True
+        try:
+            os.link(staged, path)  # atomic and never clobbers an existing object
+        except FileExistsError:
+            return False
+        os.unlink(staged)
         return True
 
-    def _make_dirs(self, directory: Path) -> list[Path]:
-        """Create missing directories, returning them so their parents can be fsynced."""
-        created: list[Path] = []
+    def sync(self, keys: list[str]) -> None:
+        # Files first, then each directory once, so a crash never leaves an entry whose
+        # data is not on disk; fsyncs issued together share the journal commits.
+        directories: set[Path] = set()
+        for key in keys:
+            path = self._path(key)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            directories.update((path.parent, path.parent.parent, self.root))
+        for directory in sorted(directories, key=lambda d: -len(d.parts)):
+            _fsync_dir(directory)
+
+    def _make_dirs(self, directory: Path) -> None:
         for candidate in (directory.parent, directory):
             with contextlib.suppress(FileExistsError):
                 candidate.mkdir()
-                created.append(candidate)
-        return created
 
     def open(self, key: str) -> BinaryIO:
         return open(self._path(key), "rb")

@@ -176,10 +176,10 @@ def test_index_failure_keeps_nothing(archive: Archive, monkeypatch: pytest.Monke
 
 
 def test_full_disk_is_out_of_resources(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(*_args: object, **_kwargs: object) -> bool:
+    def full(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(archive.storage, "commit", full)
+    monkeypatch.setattr(archive.storage, "sync", full)
     with pytest.raises(IngestError) as refused:
         store(archive, Path(CT).read_bytes())
     assert refused.value.status == StoreStatus.OUT_OF_RESOURCES
@@ -202,3 +202,50 @@ def test_delete_fixes_counts_and_removes_files(archive: Archive, shared_data: Pa
     with archive.sessions() as session:
         assert session.execute(select(func.count()).select_from(Series)).scalar_one() == 0
     assert nothing_left(archive)
+
+
+def test_person_names_are_indexed_whole(archive: Archive) -> None:
+    assert store(archive, Path(CT).read_bytes()) == Outcome.STORED
+    with archive.sessions() as session:
+        study = session.execute(select(Study)).scalar_one()
+    assert study.patient_name == str(pydicom.dcmread(CT).PatientName)
+    assert study.patient_name_search == study.patient_name.upper()
+
+
+def test_batch_results_are_per_object(archive: Archive) -> None:
+    ct = Path(CT).read_bytes()
+    changed = pydicom.dcmread(CT)
+    changed.PatientName = "Other^Name"
+    bodies = [
+        ct,
+        b"garbage",
+        ct,
+        encoded(changed),
+        Path(get_testdata_file("MR_small.dcm")).read_bytes(),
+    ]
+    staged = []
+    for body in bodies:
+        path = archive.storage.staging_file()
+        path.write_bytes(body)
+        staged.append(path)
+    results = archive.ingest_many(staged, SOURCE)
+    kinds = [r.outcome if not isinstance(r, IngestError) else r.status for r in results]
+    assert kinds == [
+        Outcome.STORED,
+        StoreStatus.CANNOT_UNDERSTAND,
+        Outcome.DUPLICATE,
+        StoreStatus.DUPLICATE_SOP_INSTANCE,
+        Outcome.STORED,
+    ]
+    assert len(list(archive.storage.iter_keys())) == 2
+    assert list(archive.storage.staging_dir.iterdir()) == []
+
+
+def test_value_without_json_form_is_stored_and_left_out_of_metadata(archive: Archive) -> None:
+    bad = Path(get_testdata_file("badVR.dcm"))  # NumberOfFrames (IS) is "1A"
+    assert store(archive, bad.read_bytes()) == Outcome.STORED
+    with archive.sessions() as session:
+        instance = session.execute(select(Instance)).scalar_one()
+    assert json.loads(instance.metadata_json)["00280008"] == {"vr": "IS"}
+    assert instance.number_of_frames is None
+    assert archive.storage.open(instance.storage_key).read() == bad.read_bytes()

@@ -19,16 +19,18 @@ def stage(storage: FileStorage, data: bytes) -> Path:
     return staged
 
 
-def test_commit_is_atomic_and_never_clobbers(tmp_path: Path) -> None:
+def test_place_is_atomic_and_never_clobbers(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     key = object_key("1.2", "1.2.3", "1.2.3.4")
-    assert storage.commit(stage(storage, b"first"), key)
+    assert storage.place(stage(storage, b"first"), key)
+    storage.sync([key])
     assert storage.open(key).read() == b"first"
     second = stage(storage, b"second")
-    assert not storage.commit(second, key)
+    assert not storage.place(second, key)
     assert storage.open(key).read() == b"first"
-    assert storage.commit(second, key, replace=True)
+    assert storage.place(second, key, replace=True)
     assert storage.open(key).read() == b"second"
+    assert list(storage.staging_dir.iterdir()) == []
     assert list(storage.iter_keys()) == [key]
 
 
@@ -36,7 +38,7 @@ def test_remove_prunes_empty_directories(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     keys = [object_key("1.2", "1.2.3", f"1.2.3.{i}") for i in range(2)]
     for key in keys:
-        storage.commit(stage(storage, b"x"), key)
+        storage.place(stage(storage, b"x"), key)
     storage.remove(keys[:1])
     assert storage.exists(keys[1]) and not storage.exists(keys[0])
     storage.remove(keys[1:])

@@ -1,0 +1,164 @@
+"""The pacsflow web application: Flask-AppBuilder for users, roles, login and the REST API.
+
+``create_app`` runs in every gunicorn worker, and workers start together, so everything it
+writes to the database happens under one cross-process lock and is idempotent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import importlib.util
+import logging
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_appbuilder import AppBuilder, IndexView
+from flask_appbuilder.const import AUTH_DB
+from flask_appbuilder.models.sqla.base import SQLA
+from sqlalchemy import Engine, text
+
+from pacsflow.settings import Settings, load_settings
+from pacsflow.web.security import RoleName, ensure_roles, init_security
+from pacsflow.web.users import default_email, insert_user
+
+logger = logging.getLogger(__name__)
+
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD_FILE = "admin_password"
+STARTUP_LOCK_FILE = "web-startup.lock"
+# pg_advisory_lock key shared by all pacsflow web workers ("pacsflow" in ASCII, as an int).
+STARTUP_LOCK_KEY = int.from_bytes(b"pacsflow", "big") >> 1
+DICOMWEB_MODULE = "pacsflow.web.dicomweb"
+
+
+class PacsflowIndexView(IndexView):
+    """Placeholder start page until the dashboard exists."""
+
+    index_template = "pacsflow/index.html"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the web app; creates tables, roles and the first admin on first start."""
+    settings = settings or load_settings()
+    settings.resolved_home.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__)
+    app.config.from_mapping(flask_config(settings))
+    db = SQLA()
+    db.init_app(app)
+    app.add_url_rule("/health", "health", health)
+    with app.app_context(), startup_lock(settings, db.engine):
+        appbuilder = AppBuilder(indexview=PacsflowIndexView)
+        appbuilder.init_app(app, db.session)
+        ensure_roles(appbuilder.sm)
+        ensure_admin(appbuilder.sm, settings)
+        init_security(app)
+        register_dicomweb(app)
+    return app
+
+
+def flask_config(settings: Settings) -> dict[str, Any]:
+    """Flask and FAB settings derived from pacsflow's; nothing here is meant to be tuned."""
+    secret_key = settings.flask_secret_key
+    return {
+        "PACSFLOW_SETTINGS": settings,  # for extensions such as DICOMweb
+        "SECRET_KEY": secret_key,
+        "JWT_SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": settings.sqlalchemy_url,
+        # hide_parameters keeps row values (password hashes, later PHI) out of error logs.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True, "pool_pre_ping": True},
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "APP_NAME": "pacsflow",
+        "AUTH_TYPE": AUTH_DB,
+        "AUTH_ROLE_ADMIN": RoleName.ADMIN.value,
+        "AUTH_ROLE_PUBLIC": "Public",
+        "AUTH_USER_REGISTRATION": False,
+        "FAB_ADD_OPENAPI_VIEWS": True,
+        "FAB_API_SWAGGER_UI": True,  # FAB only serves /api/v1/_openapi when this is on
+        "FAB_ADD_SECURITY_API": False,
+        "SESSION_COOKIE_NAME": "pacsflow_session",
+        "SESSION_COOKIE_SAMESITE": "Lax",  # no cross-site POSTs riding on the login cookie
+    }
+
+
+def health() -> Response:
+    """Liveness probe for scripts and supervisors; needs no login."""
+    return jsonify({"status": "ok"})
+
+
+@contextmanager
+def startup_lock(settings: Settings, engine: Engine) -> Iterator[None]:
+    """Serialise startup of concurrent workers so FAB's table and permission setup never races.
+
+    PostgreSQL may be shared by workers on several hosts, so it gets an advisory lock; SQLite
+    only works on one host, where a file lock in $PACSFLOW_HOME suffices.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
+        return
+    with open(settings.resolved_home / STARTUP_LOCK_FILE, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def ensure_admin(sm: Any, settings: Settings) -> None:
+    """On first start (no users at all) create ``admin``; later starts leave users alone."""
+    if sm.count_users() > 0:
+        return
+    configured = settings.admin_password.get_secret_value() if settings.admin_password else ""
+    generated = not configured.strip()  # PACSFLOW_ADMIN_PASSWORD= (empty) means "generate one"
+    password = secrets.token_urlsafe(16) if generated else configured
+    role = sm.find_role(RoleName.ADMIN.value)
+    user = insert_user(sm, ADMIN_USERNAME, password, role, default_email(ADMIN_USERNAME))
+    if user is None:
+        return  # another worker created it first
+    if not generated:
+        logger.info("created user %s with PACSFLOW_ADMIN_PASSWORD", ADMIN_USERNAME)
+        return
+    path = store_admin_password(settings.resolved_home, password)
+    print(
+        f"pacsflow: created user {ADMIN_USERNAME} with password {password} (also stored in {path})",
+        flush=True,
+    )
+
+
+def store_admin_password(home: Path, password: str) -> Path:
+    """Write the generated password readable by the owner only, replacing any stale copy."""
+    path = home / ADMIN_PASSWORD_FILE
+    fd, tmp_name = tempfile.mkstemp(dir=home, prefix=f".{ADMIN_PASSWORD_FILE}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def register_dicomweb(app: Flask) -> None:
+    """Mount the DICOMweb blueprint when that package is present (it is developed separately)."""
+    if importlib.util.find_spec(DICOMWEB_MODULE) is None:
+        return
+    module = importlib.import_module(DICOMWEB_MODULE)
+    register = getattr(module, "register_dicomweb", None)
+    if register is None:
+        logger.warning("%s has no register_dicomweb(app); DICOMweb is not mounted", DICOMWEB_MODULE)
+        return
+    register(app)

@@ -1,0 +1,33 @@
+"""Deleting a study, series or instance (not in PS3.18's core; as dcm4chee and Orthanc do)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Blueprint, Response, jsonify
+
+from pacsflow.web.dicomweb.common import DicomwebError, archive
+from pacsflow.web.security import Permission, require
+
+logger = logging.getLogger(__name__)
+
+
+@require(Permission.DELETE)
+def delete_resource(study: str, series: str | None = None, instance: str | None = None) -> Response:
+    deleted = archive().delete(study, series, instance)
+    if not deleted:
+        raise DicomwebError(HTTPStatus.NOT_FOUND, "no such study, series or instance")
+    logger.info("deleted %d instances of study %s", deleted, study)
+    return jsonify({"deleted_instances": deleted})
+
+
+def register(blueprint: Blueprint) -> None:
+    for rule in (
+        "/studies/<study>",
+        "/studies/<study>/series/<series>",
+        "/studies/<study>/series/<series>/instances/<instance>",
+    ):
+        blueprint.add_url_rule(
+            rule, view_func=delete_resource, methods=["DELETE"], endpoint=f"delete:{rule}"
+        )
