@@ -49,7 +49,7 @@ def _dataset_json(ds: Dataset, prefix: str) -> dict[str, Any]:
         key = f"{int(tag):08X}"
         raw = ds.get_item(tag, keep_deferred=True)
         if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
-            vr = _raw_vr(raw)
+            vr = element_vr(raw)
             if vr in BULK_VRS:  # deferred by the parser: large, never loaded here
                 result[key] = {"vr": vr, "BulkDataURI": prefix + key}
                 continue
@@ -83,12 +83,12 @@ def _element_json(element: DataElement, key: str) -> dict[str, Any]:
         return {"vr": element.VR}
 
 
-def _raw_vr(raw: RawDataElement) -> str:
-    """The VR of an element whose value was not read (implicit VR files carry none)."""
-    if raw.VR:
-        return str(raw.VR)
+def element_vr(element: RawDataElement | DataElement) -> str:
+    """The VR of an element; implicit VR files carry none, so the dictionary says."""
+    if element.VR:
+        return str(element.VR)
     try:
-        vr = dictionary_VR(raw.tag)
+        vr = dictionary_VR(element.tag)
     except KeyError:
         return "UN"
-    return "OW" if vr == "OB or OW" else vr
+    return "OW" if "OW" in vr else vr  # "OB or OW", "US or OW": the binary reading

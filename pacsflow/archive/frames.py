@@ -17,7 +17,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 from pydicom import dcmread
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments, generate_frames, get_frame, parse_basic_offsets
@@ -32,6 +31,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+
+from pacsflow.archive.dicomjson import element_vr
 
 PIXEL_DATA = 0x7FE00010
 FLOAT_PIXEL_DATA = 0x7FE00008
@@ -564,7 +565,7 @@ def read_bulk_value(fp: BinaryIO, transfer_syntax_uid: str, path: BulkDataPath) 
     if path.tag not in container:
         raise BulkDataNotFoundError(f"the instance has no element at bulk data path {path}")
     raw = container.get_item(BaseTag(path.tag), keep_deferred=True)
-    vr = _element_vr(raw)
+    vr = element_vr(raw)
     if vr not in BULK_VRS:
         raise BulkDataNotFoundError(f"the element at {path} has VR {vr}, not bulk data")
     if isinstance(raw, RawDataElement):
@@ -599,17 +600,6 @@ def _follow(ds: Dataset, path: BulkDataPath) -> Dataset:
             raise BulkDataNotFoundError(f"the instance has no item {index} in sequence {tag:08X}")
         current = items[index]
     return current
-
-
-def _element_vr(raw: RawDataElement | DataElement) -> str:
-    """The VR of an element; implicit VR files carry none, so the dictionary says."""
-    if raw.VR:
-        return str(raw.VR)
-    try:
-        vr = dictionary_VR(raw.tag)
-    except KeyError:
-        return "UN"
-    return "OW" if "OW" in vr else vr
 
 
 def explicit_little_endian(fp: BinaryIO) -> bytes:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from enum import Enum, StrEnum
 from typing import Any, ParamSpec
 
+from cachetools import TTLCache
 from flask import Flask, Request, current_app, g, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from flask_jwt_extended import decode_token
@@ -37,6 +38,8 @@ API_PATH_PREFIXES = ("/dicomweb", "/api")
 _CACHE_EXTENSION = "pacsflow_credential_cache"
 _PUBLIC_ENDPOINTS_EXTENSION = "pacsflow_public_endpoints"
 _AUTHENTICATING = "_pacsflow_authenticating"
+_PERMISSIONS_EXTENSION = "pacsflow_permission_cache"
+PERMISSION_CACHE_TTL = 10.0
 
 P = ParamSpec("P")
 
@@ -108,11 +111,31 @@ def has_permission(user: Any, permission: Permission) -> bool:
     """Tell whether ``user`` (a FAB user or flask-login proxy) holds ``permission`` on DICOM."""
     if user is None or not user.is_authenticated or not user.is_active:
         return False
+    return permission.value in _dicom_permissions(user)
+
+
+def _dicom_permissions(user: Any) -> frozenset[str]:
+    """The user's DICOM permissions, remembered for a few seconds.
+
+    Asking FAB costs several queries per request (roles, then permissions); role changes
+    therefore apply within PERMISSION_CACHE_TTL. Deleted or deactivated users are refused
+    at once all the same: their row is loaded on every request.
+    """
+    cache, lock = current_app.extensions[_PERMISSIONS_EXTENSION]
+    with lock:
+        cached: frozenset[str] | None = cache.get(user.id)
+    if cached is not None:
+        return cached
     sm = security_manager()
     role_ids = [role.id for role in sm.get_user_roles(user)]
-    return bool(role_ids) and bool(
-        sm.exist_permission_on_roles(DICOM_RESOURCE, permission.value, role_ids)
+    granted = frozenset(
+        p.value
+        for p in Permission
+        if role_ids and sm.exist_permission_on_roles(DICOM_RESOURCE, p.value, role_ids)
     )
+    with lock:
+        cache[user.id] = granted
+    return granted
 
 
 def require(
@@ -323,6 +346,8 @@ def init_security(app: Flask) -> None:
     sm.lm.request_loader(load_user_from_request)
     app.extensions[_PUBLIC_ENDPOINTS_EXTENSION] = public_endpoints(app)
     credential_cache(app)
+    permissions: TTLCache[int, frozenset[str]] = TTLCache(4096, PERMISSION_CACHE_TTL)
+    app.extensions[_PERMISSIONS_EXTENSION] = (permissions, threading.Lock())
     app.before_request(require_login)
 
 

@@ -532,31 +532,11 @@ def _options(thumbnail: bool) -> RenderOptions:
 
 
 @require(Permission.READ)
-def rendered_instance(study: str, series: str, instance: str) -> Response:
-    """The instance's first frame as image/jpeg or image/png."""
-    options = _options(thumbnail=False)
-    item, metadata_json = find_for_render(study, series, instance)
-    return _render(item, 1, options, metadata_json)
-
-
-@require(Permission.READ)
-def rendered_frame(study: str, series: str, instance: str, frame_list: str) -> Response:
-    options = _options(thumbnail=False)
-    frame = _single_frame(frame_list)
-    item, metadata_json = find_for_render(study, series, instance)
-    return _render(item, frame, options, metadata_json)
-
-
-@require(Permission.READ)
-def thumbnail_instance(study: str, series: str, instance: str) -> Response:
-    options = _options(thumbnail=True)
-    item, metadata_json = find_for_render(study, series, instance)
-    return _render(item, 1, options, metadata_json)
-
-
-@require(Permission.READ)
-def thumbnail_frame(study: str, series: str, instance: str, frame_list: str) -> Response:
-    options = _options(thumbnail=True)
+def rendered(
+    study: str, series: str, instance: str, frame_list: str = "1", thumbnail: bool = False
+) -> Response:
+    """A frame (the first for a whole instance) as image/jpeg or image/png."""
+    options = _options(thumbnail)
     frame = _single_frame(frame_list)
     item, metadata_json = find_for_render(study, series, instance)
     return _render(item, frame, options, metadata_json)
@@ -592,18 +572,25 @@ def representative_instance(study: str, series: str | None) -> InstanceFile:
 
 
 def register(blueprint: Blueprint) -> None:
-    """Add rendered and thumbnail routes (called by ``wado.register``)."""
+    """Add rendered and thumbnail routes."""
     frame = INSTANCE + "/frames/<frame_list>"
-    routes = (
-        (INSTANCE + "/rendered", rendered_instance),
-        (frame + "/rendered", rendered_frame),
-        (INSTANCE + "/thumbnail", thumbnail_instance),
-        (frame + "/thumbnail", thumbnail_frame),
-        (SERIES + "/thumbnail", thumbnail_series),
-        (STUDY + "/thumbnail", thumbnail_series),
-    )
-    for rule, view in routes:
-        blueprint.add_url_rule(rule, view_func=view, methods=["GET"], endpoint=f"render:{rule}")
+    for rule, thumbnail in (
+        (INSTANCE + "/rendered", False),
+        (frame + "/rendered", False),
+        (INSTANCE + "/thumbnail", True),
+        (frame + "/thumbnail", True),
+    ):
+        blueprint.add_url_rule(
+            rule,
+            view_func=rendered,
+            methods=["GET"],
+            endpoint=f"render:{rule}",
+            defaults={"thumbnail": thumbnail},
+        )
+    for rule in (SERIES + "/thumbnail", STUDY + "/thumbnail"):
+        blueprint.add_url_rule(
+            rule, view_func=thumbnail_series, methods=["GET"], endpoint=f"render:{rule}"
+        )
 
 
 __all__ = ["RenderedMediaType", "VoiLutFunction", "register"]
