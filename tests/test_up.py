@@ -1,0 +1,56 @@
+"""`pacsflow up` (what `make up` runs): the platform comes up, and Ctrl-C stops every process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+from tests.dicomweb.conftest import free_port
+
+STARTUP_SECONDS = 90
+
+
+def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    port = free_port()
+    home = tmp_path / "home"
+    env = {**os.environ, "PACSFLOW_HOME": str(home), "PACSFLOW_HTTP_PORT": str(port)}
+    env.pop("PACSFLOW_ADMIN_PASSWORD", None)
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "pacsflow", "up"], env=env, stdout=out, stderr=out
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            assert up.poll() is None, log.read_text()[-3000:]
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError(f"not healthy in time:\n{log.read_text()[-3000:]}")
+        password = (home / "admin_password").read_text().strip()
+        assert oct((home / "admin_password").stat().st_mode & 0o777) == "0o600"
+        assert f"created user admin with password {password}" in log.read_text()
+        assert requests.get(f"{url}/dicomweb/studies", timeout=5).status_code == 401
+        studies = requests.get(f"{url}/dicomweb/studies", auth=("admin", password), timeout=5)
+        assert studies.status_code == 200 and studies.json() == []
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert children, "up should run the web server as child processes"
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, f"left running: {alive}"
+    finally:
+        if up.poll() is None:
+            up.kill()
