@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -40,16 +41,23 @@ def drop_postgres_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'index.db'}"
+@contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    """A database URL: an SQLite file in ``folder``, or a PostgreSQL database made and dropped."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'index.db'}"
         return
     name, url = create_postgres_database()
     try:
         yield url
     finally:
         drop_postgres_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

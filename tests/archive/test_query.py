@@ -36,7 +36,7 @@ from pacsflow.archive.query import (
     search,
 )
 from pacsflow.settings import load_settings
-from tests.conftest import ADMIN_PASSWORD, create_postgres_database, drop_postgres_database
+from tests.conftest import ADMIN_PASSWORD, database
 
 ROOT = "http://pacs.example/dicomweb"
 STUDY_A, STUDY_B, STUDY_C = "1.2.826.0.1.1", "1.2.826.0.1.2", "1.2.826.0.1.3"
@@ -311,24 +311,20 @@ def loaded(
 ) -> Iterator[Loaded]:
     """The synthetic studies in a fresh index, shared by this module's read-only tests."""
     home = tmp_path_factory.mktemp("query")
-    name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'index.db'}"
-    else:
-        name, url = create_postgres_database()
-    settings = load_settings(home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD)
-    archive = Archive(settings)
-    try:
-        archive.migrate()
-        for study, series, sop, attributes in INSTANCES:
-            archive.ingest_stream(
-                synthetic(study, series, sop, **attributes), Source(SourceKind.IMPORT)
-            )
-        yield Loaded(archive)
-    finally:
-        archive.close()
-        if name is not None:
-            drop_postgres_database(name)
+    with database(request.param, home) as url:
+        settings = load_settings(
+            home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD
+        )
+        archive = Archive(settings)
+        try:
+            archive.migrate()
+            for study, series, sop, attributes in INSTANCES:
+                archive.ingest_stream(
+                    synthetic(study, series, sop, **attributes), Source(SourceKind.IMPORT)
+                )
+            yield Loaded(archive)
+        finally:
+            archive.close()
 
 
 def run(

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate
 
+from tests.archive.test_frames import single_frame_dataset
 from tests.dicomweb.conftest import LiveServer
 from tests.dicomweb.corpus import Sample, storable_rounds
 
@@ -138,7 +137,9 @@ def check_frame(client: DICOMwebClient, sample: Sample) -> None:
         media_types=("*/*",),
     )
     assert len(frames) == 1, sample.name
-    np.testing.assert_array_equal(decode_frame(ds, bytes(frames[0])), expected, err_msg=sample.name)
+    compressed = ds.file_meta.TransferSyntaxUID.is_compressed
+    decoded = single_frame_dataset(ds, bytes(frames[0]), compressed).pixel_array
+    np.testing.assert_array_equal(decoded, expected, err_msg=sample.name)
 
 
 def first_frame_pixels(ds: Dataset) -> np.ndarray | None:
@@ -148,33 +149,6 @@ def first_frame_pixels(ds: Dataset) -> np.ndarray | None:
         return None
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     return pixels[0] if frames > 1 else pixels
-
-
-def decode_frame(ds: Dataset, frame: bytes) -> np.ndarray:
-    """Decode one returned frame as pydicom would, with the instance's pixel description."""
-    single = Dataset()
-    single.file_meta = ds.file_meta
-    for keyword in (
-        "Rows",
-        "Columns",
-        "SamplesPerPixel",
-        "BitsAllocated",
-        "BitsStored",
-        "HighBit",
-        "PixelRepresentation",
-        "PhotometricInterpretation",
-        "PlanarConfiguration",
-    ):
-        if keyword in ds:
-            setattr(single, keyword, ds[keyword].value)
-    single.NumberOfFrames = 1
-    if ds.file_meta.TransferSyntaxUID.is_compressed:
-        single.add_new("PixelData", "OB", encapsulate([frame]))
-    else:  # frames come as little-endian native data whatever the stored syntax
-        single.file_meta = pydicom.dataset.FileMetaDataset()
-        single.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-        single.add_new("PixelData", "OW" if ds.BitsAllocated > 8 else "OB", frame)
-    return single.pixel_array
 
 
 def check_rendered(client: DICOMwebClient, sample: Sample) -> None:

@@ -19,7 +19,7 @@ from pacsflow.archive.ingest import Source, SourceKind
 from pacsflow.archive.query import MORE_RESULTS_WARNING
 from pacsflow.settings import load_settings
 from pacsflow.web.app import create_app
-from tests.conftest import ADMIN_PASSWORD, create_postgres_database, drop_postgres_database
+from tests.conftest import ADMIN_PASSWORD, database
 
 ROOT = "http://localhost/dicomweb"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
@@ -82,24 +82,20 @@ def server(
 ) -> Iterator[Server]:
     """One app per database over the corpus, shared by this module's read-only tests."""
     home = tmp_path_factory.mktemp("qido")
-    name = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{home / 'index.db'}"
-    else:
-        name, url = create_postgres_database()
-    settings = load_settings(home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD)
-    archive = Archive(settings)
-    try:
-        archive.migrate()
-        for path in corpus(shared_data):
-            with open(path, "rb") as f:
-                archive.ingest_stream(f, Source(SourceKind.IMPORT))
-        archive.close()
-        yield Server(create_app(settings).test_client())
-    finally:
-        archive.close()
-        if name is not None:
-            drop_postgres_database(name)
+    with database(request.param, home) as url:
+        settings = load_settings(
+            home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD
+        )
+        archive = Archive(settings)
+        try:
+            archive.migrate()
+            for path in corpus(shared_data):
+                with open(path, "rb") as f:
+                    archive.ingest_stream(f, Source(SourceKind.IMPORT))
+            archive.close()
+            yield Server(create_app(settings).test_client())
+        finally:
+            archive.close()
 
 
 # -- studies -----------------------------------------------------------------------------------

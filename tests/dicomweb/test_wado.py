@@ -39,12 +39,7 @@ from pacsflow.web.app import create_app
 from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
 from pacsflow.web.dicomweb.multipart import parse_accept
 from tests.archive.test_frames import single_frame_dataset, with_jpeg_icon
-from tests.conftest import (
-    ADMIN_PASSWORD,
-    SHARED_DATA,
-    create_postgres_database,
-    drop_postgres_database,
-)
+from tests.conftest import ADMIN_PASSWORD, SHARED_DATA, database
 
 ROOT = "/dicomweb"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
@@ -189,14 +184,9 @@ def catalogue() -> dict[str, Stored]:
 
 
 @contextmanager
-def running_wado(database: str, home: Path) -> Iterator[Wado]:
-    """An app on a fresh archive in ``database`` (sqlite or postgresql) with the catalogue."""
-    created = None
-    if database == "sqlite":
-        url = f"sqlite:///{home / 'index.db'}"
-    else:
-        created, url = create_postgres_database()
-    try:
+def running_wado(kind: str, home: Path) -> Iterator[Wado]:
+    """An app on a fresh archive in a ``kind`` (sqlite, postgresql) database with the catalogue."""
+    with database(kind, home) as url:
         settings = load_settings(home=home, database_url=url, admin_password=ADMIN_PASSWORD)
         app = create_app(settings)
         archive: Archive = app.extensions[ARCHIVE_EXTENSION]
@@ -206,9 +196,6 @@ def running_wado(database: str, home: Path) -> Iterator[Wado]:
             archive.ingest_stream(io.BytesIO(entry.data), Source(SourceKind.IMPORT))
         yield Wado(app, app.test_client(), stored)
         archive.close()
-    finally:
-        if created is not None:
-            drop_postgres_database(created)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
