@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY_PATHS := pacsflow tests $(wildcard bench)
 
-.PHONY: up test lint typecheck pytest bench clean
+.PHONY: up test test-tools lint typecheck pytest bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,6 +23,9 @@ up: $(VENV)/.synced
 
 test: lint typecheck pytest
 
+test-tools:
+	scripts/install-test-tools.sh
+
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check $(PY_PATHS)
 	$(VENV)/bin/ruff format --check $(PY_PATHS)
@@ -30,7 +33,7 @@ lint: $(VENV)/.synced
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
 
-pytest: $(VENV)/.synced
+pytest: $(VENV)/.synced test-tools
 	$(VENV)/bin/python -m pytest
 
 bench: $(VENV)/.synced

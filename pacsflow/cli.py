@@ -155,6 +155,58 @@ def fsck(verify: bool, remove_orphans: bool) -> None:
 
 
 @main.group()
+def ae() -> None:
+    """Manage known DICOM peers: who may connect, and where C-MOVE sends."""
+
+
+@ae.command("add")
+@click.argument("ae_title")
+@click.option("--host", default="", help="where C-MOVE sends to this AE")
+@click.option("--port", type=int, default=None, help="its DICOM port")
+@click.option("--no-connect", is_flag=True, help="a C-MOVE destination that may not connect")
+@click.option("--description", default="")
+def ae_add(ae_title: str, host: str, port: int | None, no_connect: bool, description: str) -> None:
+    """Register a peer AE."""
+    from pacsflow.archive.remote_aes import add_peer
+
+    archive = Archive(_settings())
+    archive.migrate()
+    try:
+        add_peer(archive, ae_title, host, port, not no_connect, description)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"registered AE {ae_title.strip()}")
+
+
+@ae.command("list")
+def ae_list() -> None:
+    """List registered peer AEs."""
+    from pacsflow.archive.remote_aes import list_peers
+
+    archive = Archive(_settings())
+    archive.migrate()
+    for peer in list_peers(archive):
+        address = f"{peer.host}:{peer.port}" if peer.host else "-"
+        access = "may connect" if peer.may_connect else "move destination only"
+        click.echo(f"{peer.ae_title}\t{address}\t{access}\t{peer.description}")
+
+
+@ae.command("remove")
+@click.argument("ae_title")
+def ae_remove(ae_title: str) -> None:
+    """Forget a peer AE."""
+    from pacsflow.archive.remote_aes import remove_peer
+
+    archive = Archive(_settings())
+    archive.migrate()
+    try:
+        remove_peer(archive, ae_title)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"removed AE {ae_title.strip()}")
+
+
+@main.group()
 def users() -> None:
     """Manage web users (roles: Admin, Operator, Researcher, Viewer)."""
 

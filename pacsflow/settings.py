@@ -28,6 +28,13 @@ _AE_TITLE = re.compile(
 )  # default character repertoire, no backslash
 
 
+def check_ae_title(value: str) -> str:
+    """An AE title (PS3.5: up to 16 characters of the default repertoire, no backslash)."""
+    if not _AE_TITLE.match(value) or not value.strip():
+        raise ValueError("must be 1 to 16 printable ASCII characters without backslash")
+    return value.strip()
+
+
 class SettingsError(ValueError):
     """A setting is wrong; the message names the variable and the problem."""
 
@@ -49,6 +56,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     max_object_size: ByteSize = ByteSize(4 * 1024**3)
     duplicate_policy: Literal["reject", "overwrite"] = "reject"
+    dicom_accept_all_calling_aes: bool = False
+    dicom_check_called_ae: bool = True
+    dicom_max_associations: Annotated[int, Field(ge=1, le=1000)] = 16
+    dicom_max_pdu: Annotated[int, Field(ge=0, le=2**32 - 1)] = 262144  # 0: unlimited
+    dicom_acse_timeout: Annotated[float, Field(gt=0)] = 30.0
+    dicom_dimse_timeout: Annotated[float, Field(gt=0)] = 60.0
+    dicom_network_timeout: Annotated[float, Field(gt=0)] = 60.0
     web_workers: Annotated[int, Field(ge=1, le=64)] = 2
     web_threads: Annotated[int, Field(ge=1, le=256)] = 8
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -71,9 +85,7 @@ class Settings(BaseSettings):
     @field_validator("ae_title")
     @classmethod
     def _check_ae_title(cls, value: str) -> str:
-        if not _AE_TITLE.match(value) or not value.strip():
-            raise ValueError("must be 1 to 16 printable ASCII characters without backslash")
-        return value.strip()
+        return check_ae_title(value)
 
     @field_validator("database_url")
     @classmethod

@@ -59,3 +59,23 @@ def test_users_commands(env: dict[str, str]) -> None:
 def test_bad_setting_stops_with_a_clear_error(env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["fsck"], env={**env, "PACSFLOW_HTTP_PORT": "x"})
     assert result.exit_code != 0 and "PACSFLOW_HTTP_PORT" in result.output
+
+
+def test_ae_commands(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    added = runner.invoke(main, ["ae", "add", "CT_SCANNER"], env=env)
+    assert added.exit_code == 0, added.output
+    move = ["ae", "add", "WORKSTATION", "--host", "10.1.2.3", "--port", "104", "--no-connect"]
+    assert runner.invoke(main, move, env=env).exit_code == 0
+    listing = runner.invoke(main, ["ae", "list"], env=env).output
+    assert "CT_SCANNER\t-\tmay connect" in listing
+    assert "WORKSTATION\t10.1.2.3:104\tmove destination only" in listing
+    again = runner.invoke(main, ["ae", "add", "CT_SCANNER"], env=env)
+    assert again.exit_code != 0 and "already registered" in again.output
+    half = runner.invoke(main, ["ae", "add", "PACS2", "--host", "pacs2"], env=env)
+    assert half.exit_code != 0 and "--host and --port" in half.output
+    bad = runner.invoke(main, ["ae", "add", "BACK\\SLASH"], env=env)
+    assert bad.exit_code != 0 and "without backslash" in bad.output
+    assert runner.invoke(main, ["ae", "remove", "CT_SCANNER"], env=env).exit_code == 0
+    missing = runner.invoke(main, ["ae", "remove", "CT_SCANNER"], env=env)
+    assert missing.exit_code != 0 and "no AE titled" in missing.output

@@ -161,3 +161,16 @@ def upsert(conn: Connection, model: type[Base], values: dict[str, Any]) -> tuple
         select(table.c.id).where(*(table.c[key] == values[key] for key in keys))
     ).scalar_one()
     return row_id, bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class RemoteAE(Base):
+    """A DICOM peer: allowed to connect to us, and where C-MOVE may send (host and port)."""
+
+    __tablename__ = "remote_aes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ae_title: Mapped[str] = mapped_column(String(16), unique=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    port: Mapped[int | None] = mapped_column(Integer)
+    may_connect: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
