@@ -44,8 +44,27 @@ def up() -> None:
         f"pacsflow: web and DICOMweb on http://{settings.bind}:{settings.http_port}/ "
         f"(state in {settings.resolved_home})"
     )
-    services = [Service("web", [sys.executable, "-m", "pacsflow", "web"])]
-    sys.exit(Supervisor(services).run())
+    sys.exit(Supervisor(platform_services()).run())
+
+
+ACCEPT_ALL_CALLING_AES = "PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES"
+
+
+def platform_services() -> list[Service]:
+    """What `up` runs. On one machine the receiver accepts any calling AE unless told not to."""
+    receiver_environment = {}
+    if ACCEPT_ALL_CALLING_AES not in os.environ:
+        receiver_environment[ACCEPT_ALL_CALLING_AES] = "true"
+        logger.warning(
+            "the DICOM receiver accepts any calling AE (the single-machine default); set "
+            "%s=false and register peers with `pacsflow ae add` to restrict it",
+            ACCEPT_ALL_CALLING_AES,
+        )
+    command = [sys.executable, "-m", "pacsflow"]
+    return [
+        Service("web", [*command, "web"]),
+        Service("receiver", [*command, "receiver"], receiver_environment),
+    ]
 
 
 def _prepare(settings: Settings) -> None:
@@ -254,3 +273,11 @@ def users_delete(username: str) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"deleted user {username}")
+
+
+@main.command()
+def receiver() -> None:
+    """Run the DICOM receiver (C-ECHO, C-STORE) in the foreground; SIGTERM/Ctrl-C stops it."""
+    from pacsflow.receiver import serve
+
+    serve(_settings())

@@ -6,11 +6,12 @@ Later services (receiver, Airflow, dispatcher) join as more entries in the same 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from types import FrameType
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ STOP_TIMEOUT_SECONDS = 20
 class Service:
     name: str
     command: Sequence[str]
+    environment: Mapping[str, str] = field(default_factory=dict)  # added to the parent's
 
 
 class Supervisor:
@@ -37,7 +39,9 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         for service in self.services:
             logger.info("starting %s", service.name)
-            self.processes[service.name] = subprocess.Popen(list(service.command))
+            self.processes[service.name] = subprocess.Popen(
+                list(service.command), env={**os.environ, **service.environment}
+            )
         exit_code = 0
         while not self._stopping:
             for name, process in self.processes.items():

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -18,10 +19,16 @@ STARTUP_SECONDS = 90
 
 
 def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port = free_port()
+    port, dicom_port = free_port(), free_port()
     home = tmp_path / "home"
-    env = {**os.environ, "PACSFLOW_HOME": str(home), "PACSFLOW_HTTP_PORT": str(port)}
-    env.pop("PACSFLOW_ADMIN_PASSWORD", None)
+    env = {
+        **os.environ,
+        "PACSFLOW_HOME": str(home),
+        "PACSFLOW_HTTP_PORT": str(port),
+        "PACSFLOW_DICOM_PORT": str(dicom_port),
+    }
+    for inherited in ("PACSFLOW_ADMIN_PASSWORD", "PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES"):
+        env.pop(inherited, None)
     log = tmp_path / "up.log"
     with open(log, "wb") as out:
         up = subprocess.Popen(
@@ -45,6 +52,9 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert requests.get(f"{url}/dicomweb/studies", timeout=5).status_code == 401
         studies = requests.get(f"{url}/dicomweb/studies", auth=("admin", password), timeout=5)
         assert studies.status_code == 200 and studies.json() == []
+        echo = ["echoscu", "-aet", "ANY_SCU", "-aec", "PACSFLOW", "127.0.0.1", str(dicom_port)]
+        assert _retry(lambda: subprocess.run(echo, capture_output=True).returncode == 0)
+        assert "the DICOM receiver accepts any calling AE" in log.read_text()
         children = psutil.Process(up.pid).children(recursive=True)
         assert children, "up should run the web server as child processes"
         up.send_signal(signal.SIGINT)
@@ -54,3 +64,13 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def _retry(check: Callable[[], bool], seconds: float = 30) -> bool:
+    """The receiver may still be starting when the web app already answers."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return False

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import logging
 import os
 import shutil
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_file_meta_info
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFER_SIZE = 256 * 1024  # values above this stay on disk while parsing
+HEADER_READ = 1024 * 1024  # enough of a bare deflated data set to find its UIDs
 IMPLEMENTATION_CLASS_UID = generate_uid(entropy_srcs=["pacsflow implementation"])
 IMPLEMENTATION_VERSION_NAME = "PACSFLOW_010"
 PIXEL_DATA = 0x7FE00010
@@ -326,7 +331,7 @@ def _has_part10_header(path: Path) -> bool:
 def _add_file_meta(staged: Path, transfer_syntax_uid: str) -> None:
     """Give a bare data set the File Meta of PS3.10, keeping the data set bytes as they came."""
     try:
-        ds = dcmread(staged, force=True, stop_before_pixels=True, defer_size=1024)
+        ds = _bare_header(staged, transfer_syntax_uid)
         sop_class_uid = check_uid(ds.get("SOPClassUID"), "SOPClassUID")
         sop_instance_uid = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
     except InvalidUIDError as exc:
@@ -358,6 +363,21 @@ def _add_file_meta(staged: Path, transfer_syntax_uid: str) -> None:
         os.replace(wrapped, staged)
     finally:
         wrapped.unlink(missing_ok=True)
+
+
+def _bare_header(staged: Path, transfer_syntax_uid: str) -> Dataset:
+    """The start of a bare data set, inflated first when its transfer syntax is deflated."""
+    if transfer_syntax_uid != DeflatedExplicitVRLittleEndian:
+        return dcmread(staged, force=True, stop_before_pixels=True, defer_size=1024)
+    with open(staged, "rb") as f:
+        inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(f.read(HEADER_READ), HEADER_READ)
+    return read_dataset(
+        io.BytesIO(inflated), is_implicit_VR=False, is_little_endian=True, stop_when=_at_pixels
+    )
+
+
+def _at_pixels(tag: BaseTag, _vr: str | None, _length: int) -> bool:
+    return tag >= PIXEL_DATA
 
 
 def _parse(path: Path, size: int) -> _Parsed:

@@ -23,6 +23,9 @@ Matching choices where PS3.4 leaves room (the conformance statement should repea
 - Unknown parameters, and attributes the level cannot match on, are refused (400) rather than
   ignored, so a client never mistakes an ignored filter for an empty result.
 - At most :data:`MAX_RESULTS` matches are returned per request; more are left for paging.
+
+The PATIENT level is not part of QIDO-RS; it serves the C-FIND Patient Root model and matches
+on the patients table, with NumberOfPatientRelated* counted from the patient's studies.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from pacsflow.archive.attributes import name_search_key
 from pacsflow.archive.dicomjson import PIXEL_DATA_TAGS, with_root
-from pacsflow.archive.models import Instance, Series, Study
+from pacsflow.archive.models import Instance, Patient, Series, Study
 from pacsflow.dicom.uid import is_valid_uid
 
 LIKE_ESCAPE = "!"
@@ -74,8 +77,9 @@ SqlColumn = ColumnElement[Any] | InstrumentedAttribute[Any]
 
 
 class Level(Enum):
-    """The query levels of the Study Root information model, parents first."""
+    """The query levels, parents first; QIDO-RS uses STUDY to INSTANCE, C-FIND all four."""
 
+    PATIENT = "patient"
     STUDY = "study"
     SERIES = "series"
     INSTANCE = "instance"
@@ -83,6 +87,7 @@ class Level(Enum):
     @property
     def parents(self) -> tuple[Level, ...]:
         return {
+            Level.PATIENT: (),
             Level.STUDY: (),
             Level.SERIES: (Level.STUDY,),
             Level.INSTANCE: (Level.SERIES, Level.STUDY),
@@ -117,7 +122,7 @@ class Attribute:
     keyword: str
     level: Level
     matching: Matching
-    column: InstrumentedAttribute[Any] | None = None
+    column: SqlColumn | None = None  # a mapped column, or an expression such as a count
     search_column: InstrumentedAttribute[Any] | None = None  # upper-cased person names
     tag: int = field(init=False)
     vr: str = field(init=False)
@@ -145,7 +150,38 @@ _COMPUTED = (
     ("RetrieveURL", Matching.NONE),
 )
 
+
+def _patient_total(expression: Any) -> ColumnElement[Any]:
+    """A count over the patient's studies, computed per row so it never goes stale."""
+    return (
+        select(func.coalesce(expression, 0))
+        .where(Study.patient_fk == Patient.id)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+
+
 ATTRIBUTES: dict[Level, dict[int, Attribute]] = {
+    Level.PATIENT: _attributes(
+        Level.PATIENT,
+        ("SpecificCharacterSet", Matching.NONE),
+        ("PatientName", Matching.PERSON_NAME, Patient.patient_name, Patient.patient_name_search),
+        ("PatientID", Matching.TEXT, Patient.patient_id),
+        ("IssuerOfPatientID", Matching.TEXT, Patient.issuer_of_patient_id),
+        ("PatientBirthDate", Matching.DATE, Patient.patient_birth_date),
+        ("PatientSex", Matching.TEXT, Patient.patient_sex),
+        ("NumberOfPatientRelatedStudies", Matching.NONE, _patient_total(func.count(Study.id))),
+        (
+            "NumberOfPatientRelatedSeries",
+            Matching.NONE,
+            _patient_total(func.sum(Study.number_of_series)),
+        ),
+        (
+            "NumberOfPatientRelatedInstances",
+            Matching.NONE,
+            _patient_total(func.sum(Study.number_of_instances)),
+        ),
+    ),
     Level.STUDY: _attributes(
         Level.STUDY,
         *_COMPUTED,
@@ -215,6 +251,16 @@ _UID_KEYWORDS = {
 
 # PS3.18 tables 10.6.3-3 to -5; series and instance results also carry their parents' UIDs.
 _DEFAULTS: dict[Level, tuple[tuple[Level, str], ...]] = {
+    Level.PATIENT: tuple(
+        (Level.PATIENT, keyword)
+        for keyword in (
+            "SpecificCharacterSet",
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "PatientSex",
+        )
+    ),
     Level.STUDY: tuple(
         (Level.STUDY, keyword)
         for keyword in (
@@ -507,7 +553,7 @@ def _path_matcher(level: Level, uid: str | None) -> Matcher | None:
     return Matcher(attribute, _column(attribute) == uid)
 
 
-def _column(attribute: Attribute) -> InstrumentedAttribute[Any]:
+def _column(attribute: Attribute) -> SqlColumn:
     assert attribute.column is not None, attribute.keyword
     return attribute.column
 
@@ -756,7 +802,12 @@ def _time_bound(parameter: str, text: str, fill: str) -> str:
 # -- compiling and running --------------------------------------------------------------------
 
 
-_IDS = {Level.STUDY: Study.id, Level.SERIES: Series.id, Level.INSTANCE: Instance.id}
+_IDS = {
+    Level.PATIENT: Patient.id,
+    Level.STUDY: Study.id,
+    Level.SERIES: Series.id,
+    Level.INSTANCE: Instance.id,
+}
 
 
 def compile_query(query: Query) -> Select[Any]:
@@ -793,7 +844,9 @@ def selected_columns(query: Query) -> list[Any]:
 
 
 def _uid_columns(level: Level) -> list[InstrumentedAttribute[Any]]:
-    """The UIDs a RetrieveURL needs, study first."""
+    """The UIDs a RetrieveURL needs, study first; a patient has none."""
+    if level is Level.PATIENT:
+        return []
     return [
         Study.study_instance_uid,
         *([Series.series_instance_uid] if level is not Level.STUDY else []),
@@ -853,10 +906,27 @@ def search(session: Session, query: Query, root: str) -> SearchResult:
 
 
 def _representative_json(session: Session, level: Level, ids: list[int]) -> dict[int, str]:
-    """The stored JSON of each study's or series' first instance (lowest id), by row id."""
+    """The stored JSON of each patient's, study's or series' first instance (lowest id), by
+    row id."""
     if not ids or level is Level.INSTANCE:
         return {}
-    if level is Level.SERIES:
+    if level is Level.PATIENT:
+        first = (
+            select(func.min(Instance.id))
+            .select_from(Instance)
+            .join(Series, Instance.series_fk == Series.id)
+            .join(Study, Series.study_fk == Study.id)
+            .where(Study.patient_fk.in_(ids))
+            .group_by(Study.patient_fk)
+        )
+        statement = (
+            select(Study.patient_fk, Instance.metadata_json)
+            .select_from(Instance)
+            .join(Series, Instance.series_fk == Series.id)
+            .join(Study, Series.study_fk == Study.id)
+            .where(Instance.id.in_(first))
+        )
+    elif level is Level.SERIES:
         first = (
             select(func.min(Instance.id))
             .where(Instance.series_fk.in_(ids))

@@ -249,3 +249,21 @@ def test_value_without_json_form_is_stored_and_left_out_of_metadata(archive: Arc
     assert json.loads(instance.metadata_json)["00280008"] == {"vr": "IS"}
     assert instance.number_of_frames is None
     assert archive.storage.open(instance.storage_key).read() == bad.read_bytes()
+
+
+def test_bare_deflated_data_set_gets_file_meta(archive: Archive) -> None:
+    """A DIMSE peer may send a deflated data set; ingest must inflate it to find its UIDs."""
+    deflated = Path(get_testdata_file("image_dfl.dcm"))
+    ds = pydicom.dcmread(deflated)
+    raw = deflated.read_bytes()
+    group_length = int(ds.file_meta.FileMetaInformationGroupLength)
+    bare = raw[132 + 12 + group_length :]
+    staged = archive.storage.staging_file()
+    staged.write_bytes(bare)
+    result = archive.ingest(
+        staged, SOURCE, transfer_syntax_uid=pydicom.uid.DeflatedExplicitVRLittleEndian
+    )
+    assert result.outcome == Outcome.STORED
+    stored = archive.storage.open(next(iter(archive.storage.iter_keys()))).read()
+    assert stored.endswith(bare)
+    assert pydicom.dcmread(io.BytesIO(stored)).SOPInstanceUID == ds.SOPInstanceUID
