@@ -8,106 +8,28 @@ encapsulated pixel-data syntax (the pixel data is never decoded). JPIP reference
 
 from __future__ import annotations
 
-from pydicom.uid import (
-    HEVCM10P51,
-    HEVCMP51,
-    HTJ2K,
-    JPEG2000,
-    JPEG2000MC,
-    MPEG2MPHL,
-    MPEG2MPHLF,
-    MPEG2MPML,
-    MPEG2MPMLF,
-    MPEG4HP41,
-    MPEG4HP41BD,
-    MPEG4HP41BDF,
-    MPEG4HP41F,
-    MPEG4HP42STEREO,
-    MPEG4HP42STEREOF,
-    MPEG4HP422D,
-    MPEG4HP422DF,
-    MPEG4HP423D,
-    MPEG4HP423DF,
-    UID,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEG2000MCLossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
+from pydicom.uid import UID
 from pynetdicom import sop_class
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import StorageServiceClass
 
+from pacsflow.dicom import transfer_syntax
+
 VERIFICATION_SOP_CLASS = UID("1.2.840.10008.1.1")
 
-UNCOMPRESSED_TRANSFER_SYNTAXES: tuple[UID, ...] = (
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-)
+UNCOMPRESSED_TRANSFER_SYNTAXES = transfer_syntax.UNCOMPRESSED
 """Also what C-ECHO accepts."""
 
-DEFLATED_TRANSFER_SYNTAXES: tuple[UID, ...] = (DeflatedExplicitVRLittleEndian,)
-
-JPEG_TRANSFER_SYNTAXES: tuple[UID, ...] = (
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-)
-
-JPEG_LS_TRANSFER_SYNTAXES: tuple[UID, ...] = (JPEGLSLossless, JPEGLSNearLossless)
-
-JPEG_2000_TRANSFER_SYNTAXES: tuple[UID, ...] = (
-    JPEG2000Lossless,
-    JPEG2000,
-    JPEG2000MCLossless,
-    JPEG2000MC,
-)
-
-HTJ2K_TRANSFER_SYNTAXES: tuple[UID, ...] = (HTJ2KLossless, HTJ2KLosslessRPCL, HTJ2K)
-
-RLE_TRANSFER_SYNTAXES: tuple[UID, ...] = (RLELossless,)
-
-VIDEO_TRANSFER_SYNTAXES: tuple[UID, ...] = (
-    MPEG2MPML,
-    MPEG2MPMLF,
-    MPEG2MPHL,
-    MPEG2MPHLF,
-    MPEG4HP41,
-    MPEG4HP41F,
-    MPEG4HP41BD,
-    MPEG4HP41BDF,
-    MPEG4HP422D,
-    MPEG4HP422DF,
-    MPEG4HP423D,
-    MPEG4HP423DF,
-    MPEG4HP42STEREO,
-    MPEG4HP42STEREOF,
-    HEVCMP51,
-    HEVCM10P51,
-)
-
 STORABLE_TRANSFER_SYNTAXES: frozenset[UID] = frozenset(
-    UNCOMPRESSED_TRANSFER_SYNTAXES
-    + DEFLATED_TRANSFER_SYNTAXES
-    + JPEG_TRANSFER_SYNTAXES
-    + JPEG_LS_TRANSFER_SYNTAXES
-    + JPEG_2000_TRANSFER_SYNTAXES
-    + HTJ2K_TRANSFER_SYNTAXES
-    + RLE_TRANSFER_SYNTAXES
-    + VIDEO_TRANSFER_SYNTAXES
+    transfer_syntax.UNCOMPRESSED
+    + transfer_syntax.DEFLATED
+    + transfer_syntax.JPEG
+    + transfer_syntax.JPEG_LS
+    + transfer_syntax.JPEG_2000
+    + transfer_syntax.JPEG_2000_MULTICOMPONENT
+    + transfer_syntax.HTJ2K_FAMILY
+    + transfer_syntax.RLE
+    + transfer_syntax.VIDEO
 )
 
 

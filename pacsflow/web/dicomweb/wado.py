@@ -17,39 +17,7 @@ from http import HTTPStatus
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, request
-from pydicom.uid import (
-    HEVCM10P51,
-    HEVCMP51,
-    HTJ2K,
-    JPEG2000,
-    JPEG2000MC,
-    MPEG2MPHL,
-    MPEG2MPHLF,
-    MPEG2MPML,
-    MPEG2MPMLF,
-    MPEG4HP41,
-    MPEG4HP41BD,
-    MPEG4HP41BDF,
-    MPEG4HP41F,
-    MPEG4HP42STEREO,
-    MPEG4HP42STEREOF,
-    MPEG4HP422D,
-    MPEG4HP422DF,
-    MPEG4HP423D,
-    MPEG4HP423DF,
-    ExplicitVRLittleEndian,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    JPEG2000Lossless,
-    JPEG2000MCLossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
+from pydicom.uid import ExplicitVRLittleEndian
 from sqlalchemy import Row, Select, bindparam, select
 
 from pacsflow.archive.dicomjson import with_root
@@ -71,6 +39,7 @@ from pacsflow.archive.frames import (
 )
 from pacsflow.archive.models import Instance, Series, Study
 from pacsflow.archive.storage import Storage
+from pacsflow.dicom import transfer_syntax
 from pacsflow.web.dicomweb.common import (
     DicomwebError,
     MediaType,
@@ -112,36 +81,19 @@ class BulkMediaType(StrEnum):
 
 
 COMPRESSED_MEDIA_TYPES: dict[str, BulkMediaType] = {
-    JPEGBaseline8Bit: BulkMediaType.JPEG,
-    JPEGExtended12Bit: BulkMediaType.JPEG,
-    JPEGLossless: BulkMediaType.JPEG,
-    JPEGLosslessSV1: BulkMediaType.JPEG,
-    JPEGLSLossless: BulkMediaType.JPEG_LS,
-    JPEGLSNearLossless: BulkMediaType.JPEG_LS,
-    JPEG2000Lossless: BulkMediaType.JPEG_2000,
-    JPEG2000: BulkMediaType.JPEG_2000,
-    JPEG2000MCLossless: BulkMediaType.JPEG_2000_PART2,
-    JPEG2000MC: BulkMediaType.JPEG_2000_PART2,
-    HTJ2KLossless: BulkMediaType.HTJ2K,
-    HTJ2KLosslessRPCL: BulkMediaType.HTJ2K,
-    HTJ2K: BulkMediaType.HTJ2K,
-    RLELossless: BulkMediaType.RLE,
-    MPEG2MPML: BulkMediaType.MPEG2,
-    MPEG2MPMLF: BulkMediaType.MPEG2,
-    MPEG2MPHL: BulkMediaType.MPEG2,
-    MPEG2MPHLF: BulkMediaType.MPEG2,
-    MPEG4HP41: BulkMediaType.MP4,
-    MPEG4HP41F: BulkMediaType.MP4,
-    MPEG4HP41BD: BulkMediaType.MP4,
-    MPEG4HP41BDF: BulkMediaType.MP4,
-    MPEG4HP422D: BulkMediaType.MP4,
-    MPEG4HP422DF: BulkMediaType.MP4,
-    MPEG4HP423D: BulkMediaType.MP4,
-    MPEG4HP423DF: BulkMediaType.MP4,
-    MPEG4HP42STEREO: BulkMediaType.MP4,
-    MPEG4HP42STEREOF: BulkMediaType.MP4,
-    HEVCMP51: BulkMediaType.H265,
-    HEVCM10P51: BulkMediaType.H265,
+    uid: media_type
+    for family, media_type in (
+        (transfer_syntax.JPEG, BulkMediaType.JPEG),
+        (transfer_syntax.JPEG_LS, BulkMediaType.JPEG_LS),
+        (transfer_syntax.JPEG_2000, BulkMediaType.JPEG_2000),
+        (transfer_syntax.JPEG_2000_MULTICOMPONENT, BulkMediaType.JPEG_2000_PART2),
+        (transfer_syntax.HTJ2K_FAMILY, BulkMediaType.HTJ2K),
+        (transfer_syntax.RLE, BulkMediaType.RLE),
+        (transfer_syntax.MPEG2, BulkMediaType.MPEG2),
+        (transfer_syntax.MPEG4, BulkMediaType.MP4),
+        (transfer_syntax.HEVC, BulkMediaType.H265),
+    )
+    for uid in family
 }
 # A video's frames are one bitstream: it is sent whole, as one part.
 VIDEO_SYNTAXES = frozenset(
