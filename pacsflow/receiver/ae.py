@@ -10,6 +10,7 @@ from pacsflow.archive.archive import Archive
 from pacsflow.receiver import handlers
 from pacsflow.receiver.association_log import AssociationLog
 from pacsflow.receiver.find import FIND_SOP_CLASSES, handle_find
+from pacsflow.receiver.retrieve import GET_SOP_CLASSES, MOVE_SOP_CLASSES, handle_get, handle_move
 from pacsflow.receiver.syntaxes import UNCOMPRESSED_TRANSFER_SYNTAXES, VERIFICATION_SOP_CLASS
 from pacsflow.settings import Settings
 
@@ -34,11 +35,17 @@ def configure_pynetdicom() -> None:
 
 
 def build_ae(settings: Settings) -> AE:
-    """The AE with the settings' title, limits and timeouts; C-ECHO, C-FIND, all storage."""
+    """The AE with the settings' title, limits and timeouts; C-ECHO, C-FIND, C-MOVE, C-GET,
+    all storage.
+
+    C-GET needs no storage contexts here: unrestricted storage accepts the ones a C-GET SCU
+    proposes, with the SCP/SCU roles it asks for, and C-MOVE proposes its own to the
+    destination (:func:`pacsflow.receiver.retrieve.destination_contexts`).
+    """
     configure_pynetdicom()
     ae = AE(ae_title=settings.ae_title)
     ae.add_supported_context(VERIFICATION_SOP_CLASS, list(UNCOMPRESSED_TRANSFER_SYNTAXES))
-    for sop_class in FIND_SOP_CLASSES:
+    for sop_class in (*FIND_SOP_CLASSES, *MOVE_SOP_CLASSES, *GET_SOP_CLASSES):
         ae.add_supported_context(sop_class, list(UNCOMPRESSED_TRANSFER_SYNTAXES))
     ae.require_called_aet = settings.dicom_check_called_ae
     ae.maximum_associations = settings.dicom_max_associations
@@ -60,4 +67,6 @@ def event_handlers(archive: Archive, log: AssociationLog) -> EventHandlers:
         (evt.EVT_C_ECHO, handlers.handle_echo, [log]),
         (evt.EVT_C_STORE, handlers.handle_store, [archive, log]),
         (evt.EVT_C_FIND, handle_find, [archive]),
+        (evt.EVT_C_MOVE, handle_move, [archive]),
+        (evt.EVT_C_GET, handle_get, [archive]),
     ]
