@@ -53,6 +53,7 @@ from pacsflow.archive.query import (
     resolve,
     search,
 )
+from pacsflow.receiver.status import RequestFailure
 
 if TYPE_CHECKING:
     from pacsflow.archive.archive import Archive
@@ -65,7 +66,6 @@ FIND_SOP_CLASSES = (
 )
 PAGE_SIZE = 200
 SPECIFIC_CHARACTER_SET = "ISO_IR 192"
-MAX_ERROR_COMMENT = 64  # ErrorComment is LO
 # VRs whose values depend on the Specific Character Set (PS3.5 6.1.2.3).
 TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})
 _WILDCARD = re.compile(r"[*?]")
@@ -127,27 +127,6 @@ _BELOW = {
 FindResponse = tuple[int | Dataset, Dataset | None]
 
 
-class FindFailure(Exception):
-    """A request this SCP refuses; becomes a failure status with an ErrorComment."""
-
-    def __init__(self, status: FindStatus, comment: str, tag: int | None = None) -> None:
-        super().__init__(comment)
-        self.status = status
-        self.comment = comment
-        self.tag = tag
-
-    def status_dataset(self) -> Dataset:
-        """The status as pynetdicom sends it: Status, ErrorComment, OffendingElement."""
-        status = Dataset()
-        status.Status = int(self.status)
-        # The command set is ASCII; values the peer sent may not be.
-        comment = self.comment.encode("ascii", "replace").decode("ascii")
-        status.ErrorComment = comment[:MAX_ERROR_COMMENT]
-        if self.tag is not None:
-            status.OffendingElement = [self.tag]
-        return status
-
-
 @dataclass(frozen=True)
 class FindRequest:
     """A C-FIND identifier translated into a query, and what each response must carry."""
@@ -195,7 +174,7 @@ def handle_find(event: Event, archive: Archive) -> Iterator[FindResponse]:
             pass  # converts every raw element now, so a decoding error surfaces here
     except Exception as error:  # noqa: BLE001 - any decoding error is the peer's identifier
         logger.info("C-FIND identifier cannot be decoded: %s", type(error).__name__)
-        undecodable = FindFailure(
+        undecodable = RequestFailure(
             FindStatus.CANNOT_DECODE_IDENTIFIER,
             "The identifier cannot be decoded; check its encoding",
         )
@@ -203,7 +182,7 @@ def handle_find(event: Event, archive: Archive) -> Iterator[FindResponse]:
         return
     try:
         request = parse_identifier(model, identifier)
-    except FindFailure as failure:
+    except RequestFailure as failure:
         logger.info("C-FIND refused with 0x%04X (%s)", failure.status, _keyword(failure.tag) or "-")
         yield failure.status_dataset(), None
         return
@@ -226,7 +205,7 @@ def _matches(event: Event, archive: Archive, request: FindRequest) -> Iterator[F
         except SQLAlchemyError as error:
             # The error's text holds bound values, i.e. PHI: log the class only.
             logger.error("C-FIND query failed: %s", type(error).__name__)
-            failure = FindFailure(FindStatus.UNABLE_TO_PROCESS, "The archive index failed")
+            failure = RequestFailure(FindStatus.UNABLE_TO_PROCESS, "The archive index failed")
             yield failure.status_dataset(), None
             return
         for match in page.matches:
@@ -249,11 +228,11 @@ def _cancelled(count: int) -> Iterator[FindResponse]:
 def parse_identifier(model: str, identifier: Dataset) -> FindRequest:
     """Translate a C-FIND identifier under ``model`` into a :class:`FindRequest`.
 
-    Raises :class:`FindFailure` naming the wrong attribute.
+    Raises :class:`RequestFailure` naming the wrong attribute.
     """
     levels = MODEL_LEVELS.get(model)
     if levels is None:
-        raise FindFailure(
+        raise RequestFailure(
             FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
             f"SOP Class {model} is not a supported C-FIND model",
         )
@@ -294,7 +273,7 @@ def parse_identifier(model: str, identifier: Dataset) -> FindRequest:
     try:
         query = parse_query(query_level, parameters)
     except QueryError as error:
-        raise FindFailure(
+        raise RequestFailure(
             FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
             str(error),
             parse_tag(error.parameter),
@@ -310,13 +289,13 @@ def _query_retrieve_level(
     try:
         level = QueryRetrieveLevelValues(value)
     except ValueError:
-        raise FindFailure(
+        raise RequestFailure(
             FindStatus.UNABLE_TO_PROCESS,
             f"QueryRetrieveLevel {value[:16]!r} unknown: give {names}",
             _QUERY_RETRIEVE_LEVEL,
         ) from None
     if level not in levels:
-        raise FindFailure(
+        raise RequestFailure(
             FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
             f"QueryRetrieveLevel {level.value} not in this model: give {names}",
             _QUERY_RETRIEVE_LEVEL,
@@ -335,7 +314,7 @@ def _check_unique_keys_above(
         element = identifier.get(_tag(keyword))
         text = _text(element) if element is not None else ""
         if not text or _WILDCARD.search(text) or "\\" in text:
-            raise FindFailure(
+            raise RequestFailure(
                 FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
                 f"{keyword} needs one value (no wildcards) at {level.value} level",
                 _tag(keyword),
@@ -345,7 +324,7 @@ def _check_unique_keys_above(
 def _check_not_below(level: Level, tag: int) -> None:
     for lower in _BELOW[level]:
         if tag in ATTRIBUTES[lower]:
-            raise FindFailure(
+            raise RequestFailure(
                 FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
                 f"{_keyword(tag)} is a {lower.name} key: not matched at {level.name} level",
                 tag,
@@ -392,7 +371,6 @@ __all__ = [
     "MODEL_LEVELS",
     "PAGE_SIZE",
     "UNIQUE_KEYS",
-    "FindFailure",
     "FindRequest",
     "FindStatus",
     "QueryRetrieveLevelValues",

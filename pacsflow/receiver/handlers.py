@@ -18,11 +18,11 @@ from pacsflow.archive.remote_aes import may_connect
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver.association_log import AssociationLog, Ending, StoreOutcome
 from pacsflow.receiver.enum import EchoStatus, RejectReason, RejectResult, RejectSource
+from pacsflow.receiver.status import failure_status
 from pacsflow.receiver.syntaxes import restrict_storage_contexts
 
 logger = logging.getLogger(__name__)
 
-ERROR_COMMENT_MAX = 64  # ErrorComment (0000,0902) is LO: at most 64 characters
 PREAMBLE_AND_PREFIX = 128 + 4
 GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, explicit VR LE
 COPY_CHUNK = 1024 * 1024
@@ -42,19 +42,6 @@ def _peer(event: evt.Event) -> str:
 
 def _calling_ae(event: evt.Event) -> str:
     return str(event.assoc.requestor.ae_title or "").strip()
-
-
-def error_comment(message: str) -> str:
-    """An ErrorComment value: LO, so 64 characters of the default repertoire, no backslash."""
-    text = "".join(c if " " <= c <= "~" and c != "\\" else "?" for c in message)
-    return text[:ERROR_COMMENT_MAX]
-
-
-def _status(status: int, comment: str) -> Dataset:
-    ds = Dataset()
-    ds.Status = status
-    ds.ErrorComment = error_comment(comment)
-    return ds
 
 
 def handle_requested(event: evt.Event, archive: Archive) -> None:
@@ -177,11 +164,13 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
             exc.status,
             exc,
         )
-        return _status(exc.status, str(exc))
+        return failure_status(exc.status, str(exc))
     except Exception as exc:
         log.store(key, StoreOutcome.FAILED)
         logger.exception("C-STORE of SOP Instance %s failed", sop_instance_uid)
-        return _status(StoreStatus.CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}")
+        return failure_status(
+            StoreStatus.CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}"
+        )
     log.store(key, _OUTCOMES[result.outcome])
     logger.debug("C-STORE of SOP Instance %s: %s", result.sop_instance_uid, result.outcome.value)
     return StoreStatus.SUCCESS

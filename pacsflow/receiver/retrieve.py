@@ -52,12 +52,11 @@ from pacsflow.archive.models import Instance, Patient, Series, Study
 from pacsflow.archive.query import Level
 from pacsflow.archive.remote_aes import find_peer
 from pacsflow.receiver.find import (
-    MAX_ERROR_COMMENT,
     UNIQUE_KEYS,
-    FindFailure,
     FindRequest,
     parse_identifier,
 )
+from pacsflow.receiver.status import RequestFailure
 from pacsflow.receiver.syntaxes import VERIFICATION_SOP_CLASS
 
 if TYPE_CHECKING:
@@ -94,26 +93,6 @@ class RetrieveStatus(IntEnum):
     CANNOT_DECODE_IDENTIFIER = 0xC310
 
 
-class RetrieveFailure(Exception):
-    """A request this SCP refuses; becomes a failure status with an ErrorComment."""
-
-    def __init__(self, status: int, comment: str, tag: int | None = None) -> None:
-        super().__init__(comment)
-        self.status = status
-        self.comment = comment
-        self.tag = tag
-
-    def status_dataset(self) -> Dataset:
-        """The status as pynetdicom sends it: Status, ErrorComment, OffendingElement."""
-        status = Dataset()
-        status.Status = int(self.status)
-        comment = self.comment.encode("ascii", "replace").decode("ascii")
-        status.ErrorComment = comment[:MAX_ERROR_COMMENT]
-        if self.tag is not None:
-            status.OffendingElement = [self.tag]
-        return status
-
-
 @dataclass(frozen=True)
 class Match:
     """One instance to send."""
@@ -141,7 +120,7 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
         return
     try:
         matches = _resolve(event, MOVE_SOP_CLASSES, archive)
-    except RetrieveFailure as failure:
+    except RequestFailure as failure:
         # pynetdicom associates before it reads the failure; it needs a context to propose.
         yield peer.host, peer.port, {"contexts": [build_context(VERIFICATION_SOP_CLASS)]}
         yield 1
@@ -160,7 +139,7 @@ def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
     """
     try:
         matches = _resolve(event, GET_SOP_CLASSES, archive)
-    except RetrieveFailure as failure:
+    except RequestFailure as failure:
         yield 1
         yield failure.status_dataset(), None
         return
@@ -184,11 +163,11 @@ def destination_contexts(matches: Sequence[Match]) -> list[PresentationContext]:
 
 
 def _resolve(event: Event, models: dict[str, str], archive: Archive) -> list[Match]:
-    """The instances the identifier asks for; raises :class:`RetrieveFailure`."""
+    """The instances the identifier asks for; raises :class:`RequestFailure`."""
     model = str(event.request.AffectedSOPClassUID)
     find_model = models.get(model)
     if find_model is None:
-        raise RetrieveFailure(
+        raise RequestFailure(
             RetrieveStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
             f"SOP Class {model} is not a supported retrieve model",
         )
@@ -198,25 +177,20 @@ def _resolve(event: Event, models: dict[str, str], archive: Archive) -> list[Mat
             pass  # converts every raw element now, so a decoding error surfaces here
     except Exception as error:  # noqa: BLE001 - any decoding error is the peer's identifier
         logger.info("Retrieve identifier cannot be decoded: %s", type(error).__name__)
-        raise RetrieveFailure(
+        raise RequestFailure(
             RetrieveStatus.CANNOT_DECODE_IDENTIFIER,
             "The identifier cannot be decoded; check its encoding",
         ) from None
-    try:
-        request = parse_identifier(find_model, identifier)
-    except FindFailure as failure:  # statuses C-FIND and retrieve share
-        raise RetrieveFailure(failure.status, failure.comment, failure.tag) from None
+    request = parse_identifier(find_model, identifier)  # refusals share C-FIND's statuses
     _check_unique_key(identifier, request)
     try:
         matches = _instances(archive, request)
     except SQLAlchemyError as error:
         # The error's text holds bound values, i.e. PHI: log the class only.
         logger.error("Retrieve query failed: %s", type(error).__name__)
-        raise RetrieveFailure(
-            RetrieveStatus.UNABLE_TO_PROCESS, "The archive index failed"
-        ) from None
+        raise RequestFailure(RetrieveStatus.UNABLE_TO_PROCESS, "The archive index failed") from None
     if len(matches) > MAX_SUB_OPERATIONS:
-        raise RetrieveFailure(
+        raise RequestFailure(
             RetrieveStatus.OUT_OF_RESOURCES_MATCHES,
             f"More than {MAX_SUB_OPERATIONS} instances match; retrieve fewer at once",
         )
@@ -230,7 +204,7 @@ def _check_unique_key(identifier: Dataset, request: FindRequest) -> None:
     value = element.value if element is not None else None
     values = [str(v) for v in value] if isinstance(value, list | tuple) else [str(value or "")]
     if not any(v.strip() for v in values) or any("*" in v or "?" in v for v in values):
-        raise RetrieveFailure(
+        raise RequestFailure(
             RetrieveStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
             f"{keyword} needs a value (UIDs, no wildcards) at {request.level.value} level",
             tag,
@@ -285,7 +259,6 @@ __all__ = [
     "MAX_SUB_OPERATIONS",
     "MOVE_SOP_CLASSES",
     "Match",
-    "RetrieveFailure",
     "RetrieveStatus",
     "destination_contexts",
     "handle_get",

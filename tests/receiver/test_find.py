@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.events import Event
 
@@ -26,12 +25,13 @@ from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import Source, SourceKind
 from pacsflow.receiver.find import (
     FIND_SOP_CLASSES,
-    FindFailure,
     FindStatus,
     handle_find,
     parse_identifier,
 )
+from pacsflow.receiver.status import RequestFailure
 from pacsflow.settings import load_settings
+from tests.archive.test_query import synthetic as synthetic_instance
 from tests.conftest import ADMIN_PASSWORD, SHARED_DATA, database
 
 PATIENT_ROOT, STUDY_ROOT = FIND_SOP_CLASSES
@@ -51,26 +51,16 @@ def real_files() -> list[Path]:
 
 def synthetic(number: int) -> BytesIO:
     """One of many small instances of one patient, with a non-ASCII name."""
-    sop = f"{SYNTHETIC_SERIES}.{number}"
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = sop
-    ds.StudyInstanceUID = SYNTHETIC_STUDY
-    ds.SeriesInstanceUID = SYNTHETIC_SERIES
-    ds.PatientName = SYNTHETIC_NAME
-    ds.PatientID = "SYN1"
-    ds.StudyDate = "20250115"
-    ds.Modality = "OT"
-    ds.InstanceNumber = number
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buffer = BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
-    buffer.seek(0)
-    return buffer
+    return synthetic_instance(
+        SYNTHETIC_STUDY,
+        SYNTHETIC_SERIES,
+        f"{SYNTHETIC_SERIES}.{number}",
+        PatientName=SYNTHETIC_NAME,
+        PatientID="SYN1",
+        StudyDate="20250115",
+        Modality="OT",
+        InstanceNumber=number,
+    )
 
 
 def start_scp(archive: Archive, handler: Any = handle_find) -> tuple[Any, int]:
@@ -397,7 +387,7 @@ def test_findscu_refused_query_reports_the_status(scp: Scp, tmp_path: Path) -> N
 
 
 def test_unknown_model_is_refused() -> None:
-    with pytest.raises(FindFailure) as caught:
+    with pytest.raises(RequestFailure) as caught:
         parse_identifier("1.2.3", identifier("STUDY"))
     assert caught.value.status == FindStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
 
