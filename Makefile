@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY_PATHS := pacsflow tests $(wildcard bench)
 
-.PHONY: up test test-tools lint typecheck pytest bench clean
+.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,12 +32,20 @@ lint: $(VENV)/.synced
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench/*.py
 
 pytest: $(VENV)/.synced test-tools
 	$(VENV)/bin/python -m pytest
 
-bench: $(VENV)/.synced
+# Benchmarks against Orthanc (run as root; see bench/README.md). `make -k bench` runs both
+# even when the first misses a target.
+bench: bench-dicomweb bench-cstore
+
+bench-dicomweb: $(VENV)/.synced
 	$(VENV)/bin/python bench/bench_dicomweb.py
+
+bench-cstore: $(VENV)/.synced test-tools
+	$(VENV)/bin/python bench/bench_cstore.py
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

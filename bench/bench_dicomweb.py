@@ -11,15 +11,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
-import platform
 import secrets
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,26 +25,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pydicom
 import requests
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from ct_series import Series, load_series
+from harness import (
+    ORTHANC_BIN,
+    PACSFLOW_BIN,
+    REPO_ROOT,
+    BenchError,
+    Timing,
+    add_common_arguments,
+    cannot_run_reason,
+    enter_private_netns,
+    fmt_timing,
+    install_signal_handlers,
+    log,
+    machine_description,
+    orthanc_binary_version,
+    pacsflow_version,
+    reap_namespace,
+    settle,
+    spawn,
+    stop_process,
+    wait_http_ready,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PACSFLOW_BIN = REPO_ROOT / ".venv" / "bin" / "pacsflow"
-ORTHANC_BIN = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 INSTALL_CMD = "apt-get install -y orthanc orthanc-dicomweb"
-NETNS_MARK = "PACSFLOW_BENCH_IN_NETNS"
 USER = "admin"
 PASSWORD = "bench-password"
-DATA_FORMAT_VERSION = 1
 DICOM_JSON = "application/dicom+json"
 RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 HTTP_TIMEOUT = (10.0, 600.0)
 READ_CHUNK = 1 << 20
-STOP_TIMEOUT_S = 30.0
 # operation name -> highest acceptable ratio pacsflow/Orthanc (medians)
 TARGETS: dict[str, float] = {
     "stow": 1.0,
@@ -59,15 +68,6 @@ TARGETS: dict[str, float] = {
 }
 
 
-class BenchError(RuntimeError):
-    """A failure that makes a server's numbers meaningless (bad response, no start...)."""
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr so stdout holds only the report."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # --------------------------------------------------------------------------- setup checks
 
 
@@ -76,203 +76,7 @@ def missing_orthanc_files() -> list[Path]:
     return [p for p in (ORTHANC_BIN, DICOMWEB_PLUGIN) if not p.exists()]
 
 
-def enter_private_netns(argv: list[str]) -> None:
-    """Re-exec under ``unshare -n`` (once), then bring up lo inside the namespace.
-
-    exec (not a child) keeps this process in the foreground so Ctrl-C reaches the
-    code that stops the servers.
-    """
-    if os.environ.get(NETNS_MARK) != "1":
-        env = dict(os.environ, **{NETNS_MARK: "1"})
-        script = str(Path(__file__).resolve())
-        log("re-executing inside a private network namespace (unshare -n)")
-        os.execvpe("unshare", ["unshare", "--net", "--", sys.executable, script, *argv], env)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    interfaces = [
-        line.split(":")[0].strip()
-        for line in Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    ]
-    if interfaces != ["lo"]:
-        raise BenchError(f"expected a namespace with only 'lo', found {interfaces}")
-
-
 # --------------------------------------------------------------------------- test data
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One generated Part-10 file, with what we need to check it comes back intact."""
-
-    path: Path
-    sop_uid: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Series:
-    """The synthetic CT series both servers receive."""
-
-    patient_id: str
-    study_uid: str
-    series_uid: str
-    instances: list[Instance]
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(i.size for i in self.instances)
-
-
-def ct_phantom(z_mm: float, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
-    """A crude thorax in HU (body, lungs, spine, table, noise) so pixels look like CT."""
-    y, x = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    cy, cx = rows / 2, cols / 2
-    hu = np.full((rows, cols), -1000.0, dtype=np.float32)
-    wobble = 1.0 + 0.08 * np.sin(z_mm / 40.0)
-    body = ((x - cx) / (200 * wobble)) ** 2 + ((y - cy) / (140 * wobble)) ** 2 <= 1
-    hu[body] = 40.0
-    for side in (-1, 1):
-        lung = ((x - cx - side * 85) / 60) ** 2 + ((y - cy + 10) / (90 * wobble)) ** 2 <= 1
-        hu[lung] = -850.0
-    spine = (x - cx) ** 2 + (y - cy - 95) ** 2 <= 22**2
-    hu[spine] = 700.0
-    table = (y > cy + 160) & (y < cy + 172) & (np.abs(x - cx) < 220)
-    hu[table] = 300.0
-    hu += rng.normal(0.0, 12.0, size=hu.shape).astype(np.float32)
-    return hu
-
-
-def ct_slice_dataset(index: int, seed: int, uids: dict[str, str], pixels: np.ndarray) -> Dataset:
-    """Headers a real CT would carry, so both servers index and render it normally."""
-    rows, cols = pixels.shape
-    spacing, thickness = 0.7, 1.0
-    z = -200.0 + index * thickness
-    sop_uid = generate_uid(entropy_srcs=[str(seed), "instance", str(index)])
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = "20240115"
-    ds.StudyTime = ds.SeriesTime = "093000"
-    ds.AcquisitionTime = ds.ContentTime = f"0930{index % 60:02d}"
-    ds.AccessionNumber = f"BENCH{seed:06d}"
-    ds.Modality = "CT"
-    ds.Manufacturer = "pacsflow-bench"
-    ds.InstitutionName = "Bench Lab"
-    ds.ReferringPhysicianName = "Referrer^Bench"
-    ds.StationName = "BENCHCT1"
-    ds.StudyDescription = "CT THORAX (synthetic benchmark)"
-    ds.SeriesDescription = "Thorax 1.0 mm"
-    ds.ManufacturerModelName = "Synthetic"
-    ds.PatientName = f"Bench^Patient{seed}"
-    ds.PatientID = uids["patient_id"]
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.PatientAge = "054Y"
-    ds.BodyPartExamined = "CHEST"
-    ds.SliceThickness = f"{thickness:.1f}"
-    ds.KVP = "120"
-    ds.DataCollectionDiameter = "500"
-    ds.ReconstructionDiameter = f"{spacing * cols:.1f}"
-    ds.GantryDetectorTilt = "0"
-    ds.ExposureTime = "500"
-    ds.XRayTubeCurrent = "200"
-    ds.ConvolutionKernel = "STANDARD"
-    ds.PatientPosition = "HFS"
-    ds.StudyInstanceUID = uids["study"]
-    ds.SeriesInstanceUID = uids["series"]
-    ds.StudyID = "1"
-    ds.SeriesNumber = 2
-    ds.AcquisitionNumber = 1
-    ds.InstanceNumber = index + 1
-    ds.ImagePositionPatient = [
-        f"{-spacing * cols / 2:.2f}",
-        f"{-spacing * rows / 2:.2f}",
-        f"{z:.2f}",
-    ]
-    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-    ds.FrameOfReferenceUID = uids["frame_of_reference"]
-    ds.PositionReferenceIndicator = ""
-    ds.SliceLocation = f"{z:.2f}"
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = rows
-    ds.Columns = cols
-    ds.PixelSpacing = [f"{spacing:.3f}", f"{spacing:.3f}"]
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 1
-    ds.WindowCenter = "40"
-    ds.WindowWidth = "400"
-    ds.RescaleIntercept = "-1024"
-    ds.RescaleSlope = "1"
-    ds.RescaleType = "HU"
-    ds.PixelData = pixels.astype("<i2").tobytes()
-    ds["PixelData"].VR = "OW"
-    return ds
-
-
-def generate_series(directory: Path, slices: int, seed: int, size: int) -> None:
-    """Write the series and a manifest; UIDs derive from the seed so reruns are comparable."""
-    directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    uids = {
-        "patient_id": f"BENCH-{seed}",
-        "study": generate_uid(entropy_srcs=[str(seed), "study"]),
-        "series": generate_uid(entropy_srcs=[str(seed), "series"]),
-        "frame_of_reference": generate_uid(entropy_srcs=[str(seed), "frame-of-reference"]),
-    }
-    files = []
-    for index in range(slices):
-        hu = ct_phantom(index * 1.0, size, size, rng)
-        stored = np.clip(np.rint(hu + 1024.0), -32768, 32767).astype(np.int16)
-        ds = ct_slice_dataset(index, seed, uids, stored)
-        path = directory / f"CT{index + 1:04d}.dcm"
-        pydicom.dcmwrite(path, ds, enforce_file_format=True)
-        files.append({"name": path.name, "sop_uid": ds.SOPInstanceUID})
-        if (index + 1) % 100 == 0:
-            log(f"generated {index + 1}/{slices} slices")
-    manifest = {
-        "format": DATA_FORMAT_VERSION,
-        "slices": slices,
-        "seed": seed,
-        "size": size,
-        "patient_id": uids["patient_id"],
-        "study_uid": uids["study"],
-        "series_uid": uids["series"],
-        "files": files,
-    }
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))
-
-
-def load_series(directory: Path, slices: int, seed: int, size: int) -> Series:
-    """Reuse a matching generated series (e.g. --data-dir across runs), else generate it."""
-    manifest_path = directory / "manifest.json"
-    wanted = {"format": DATA_FORMAT_VERSION, "slices": slices, "seed": seed, "size": size}
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    if any(manifest.get(k) != v for k, v in wanted.items()):
-        log(f"generating {slices} CT slices {size}x{size} into {directory}")
-        generate_series(directory, slices, seed, size)
-        manifest = json.loads(manifest_path.read_text())
-    else:
-        log(f"reusing generated series in {directory}")
-    instances = []
-    for entry in manifest["files"]:
-        path = directory / entry["name"]
-        data = path.read_bytes()
-        instances.append(
-            Instance(path, entry["sop_uid"], len(data), hashlib.sha256(data).hexdigest())
-        )
-    return Series(manifest["patient_id"], manifest["study_uid"], manifest["series_uid"], instances)
 
 
 @dataclass(frozen=True)
@@ -341,86 +145,9 @@ class PacsflowServer(Server):
             raise BenchError(f"DELETE study answered HTTP {r.status_code}: {r.text[:200]}")
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    """The end of a server log, to show why it did not come up."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def spawn(
-    cmd: list[str], env: dict[str, str], cwd: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
-    """Own session, so we can signal the server and any workers it forks as one group."""
-    log_file = log_path.open("wb")
-    try:
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=cwd,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    finally:
-        log_file.close()
-
-
-def stop_process(proc: subprocess.Popen[bytes], name: str) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it does not exit in time."""
-    if proc.poll() is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # leftover workers of a dead leader
-        return
-    log(f"stopping {name} (pid {proc.pid})")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        log(f"{name} ignored SIGTERM for {STOP_TIMEOUT_S:.0f}s; killing")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def reap_namespace() -> None:
-    """Kill anything still alive in our private namespace (a server that daemonized past
-    its process group); only this run can have started processes in it."""
-    own_ns = os.readlink("/proc/self/ns/net")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if os.readlink(entry / "ns" / "net") != own_ns:
-                continue
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            log(f"killing leftover process {entry.name} in the bench namespace: {cmdline[:100]}")
-            os.kill(int(entry.name), signal.SIGKILL)
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-
-
 def wait_ready(server: Server, url: str, timeout_s: float) -> None:
     """Poll until the server answers 200 or its process dies."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise BenchError(
-                f"{server.name} exited with code {server.process.returncode} during startup; "
-                f"log {server.log_path} (kept with --keep):\n{log_tail(server.log_path)}"
-            )
-        with contextlib.suppress(requests.RequestException):
-            if server.session.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise BenchError(
-        f"{server.name} not ready after {timeout_s:.0f}s ({url}); log {server.log_path} "
-        "(kept with --keep):\n"
-        f"{log_tail(server.log_path)}"
-    )
+    wait_http_ready(server.session, url, server.process, server.name, server.log_path, timeout_s)
 
 
 @contextlib.contextmanager
@@ -513,45 +240,7 @@ def running_pacsflow(workdir: Path, port: int, startup_timeout: float) -> Iterat
         stop_process(proc, "pacsflow")
 
 
-def pacsflow_version() -> str:
-    """Git commit (+dirty) and package version; the tree changes fast during development."""
-
-    def git(*args: str) -> str:
-        r = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD") or "no commit yet"
-    dirty = " (dirty tree)" if git("status", "--porcelain") else ""
-    try:
-        package = importlib.metadata.version("pacsflow")
-    except importlib.metadata.PackageNotFoundError:
-        package = "?"
-    return f"pacsflow {package}, git {commit}{dirty}"
-
-
 # --------------------------------------------------------------------------- measurements
-
-
-@dataclass
-class Timing:
-    """Samples of one operation on one server, in milliseconds."""
-
-    samples: list[float]
-    note: str = ""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def minimum(self) -> float:
-        return min(self.samples)
-
-
-def settle() -> None:
-    """Flush dirty pages (untimed) so writeback from the last STOW does not land in the next
-    measurement; both servers get the same treatment."""
-    os.sync()
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -808,29 +497,6 @@ def benchmark_server(
 # --------------------------------------------------------------------------- report
 
 
-def machine_description() -> str:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"nproc {nproc}, {cpu}, {mem_gb:.0f} GiB RAM, Linux {platform.release()}"
-
-
-def orthanc_binary_version() -> str:
-    if not ORTHANC_BIN.exists():
-        return "not installed"
-    r = subprocess.run([str(ORTHANC_BIN), "--version"], capture_output=True, text=True)
-    return (r.stdout or r.stderr).splitlines()[0] if (r.stdout or r.stderr) else "?"
-
-
-def fmt_timing(t: Timing | None) -> str:
-    return f"{t.median:10.1f} ({t.minimum:8.1f})" if t else f"{'-':>10} {'':>10}"
-
-
 def print_report(
     results: dict[str, dict[str, Timing]],
     servers: dict[str, Server],
@@ -901,14 +567,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats per operation")
     parser.add_argument("--stow-batch", type=int, default=50, help="instances per STOW request")
-    parser.add_argument("--slices", type=int, default=400, help="slices in the CT series")
-    parser.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
-    parser.add_argument("--seed", type=int, default=1, help="seed for pixels and UIDs")
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        help="keep/reuse the generated series here (default: inside the temp dir)",
-    )
     parser.add_argument("--orthanc-port", type=int, default=8042)
     parser.add_argument("--pacsflow-port", type=int, default=8000)
     parser.add_argument(
@@ -923,26 +581,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="client Accept-Encoding (default: what requests and browsers send;"
         " 'identity' turns off response compression)",
     )
-    parser.add_argument(
-        "--startup-timeout",
-        type=float,
-        default=120.0,
-        help="seconds to wait for each server to become ready",
-    )
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the temp dir (server logs, storage) for inspection",
-    )
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.stow_batch < 1 or args.slices < 1:
         parser.error("--repeat, --stow-batch and --slices must be positive")
     return args
-
-
-def raise_system_exit(signum: int, _frame: object) -> None:
-    """Turn SIGTERM/SIGHUP into an exception so the servers are stopped on the way out."""
-    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -957,26 +600,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if "pacsflow" in wanted and not PACSFLOW_BIN.exists():
-        print(f"{PACSFLOW_BIN} not found; run `uv sync` in {REPO_ROOT}", file=sys.stderr)
+    if reason := cannot_run_reason([], need_pacsflow="pacsflow" in wanted):
+        print(reason, file=sys.stderr)
         return 2
-    if os.geteuid() != 0:
-        print(
-            "must run as root: the servers run in a private network namespace (unshare -n)",
-            file=sys.stderr,
-        )
-        return 2
-    for tool in ("unshare", "ip", "nproc"):
-        if not shutil.which(tool):
-            print(f"required tool {tool!r} not found on PATH", file=sys.stderr)
-            return 2
 
-    # explicit, because a shell starting us in the background leaves SIGINT ignored
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, raise_system_exit)
-    signal.signal(signal.SIGHUP, raise_system_exit)
+    install_signal_handlers()
     try:
-        enter_private_netns(argv)
+        enter_private_netns(Path(__file__).resolve(), argv)
     except (BenchError, subprocess.CalledProcessError) as exc:
         print(f"cannot set up the private network namespace: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Install the Orthanc server and its DICOMweb plugin (Debian/Ubuntu packages) that
-# bench_dicomweb.py compares pacsflow against. The benchmark starts its own Orthanc
-# with a generated config in a private network namespace; it never uses the
-# system service that the Debian package may also enable.
+# the benchmarks compare pacsflow against (bench_dicomweb.py needs the plugin,
+# bench_cstore.py only Orthanc). Each benchmark starts its own Orthanc with a
+# generated config in a private network namespace; it never uses the system
+# service that the Debian package may also enable.
 set -eu
 if [ "$(id -u)" -ne 0 ]; then
     echo "run as root: sudo $0" >&2

@@ -154,6 +154,9 @@ def fsck(verify: bool, remove_orphans: bool) -> None:
     from pacsflow.archive.fsck import fsck as run_fsck
 
     archive = Archive(_settings())
+    recovered = archive.recover()
+    if recovered:
+        click.echo(f"cleaned up {recovered} files of interrupted ingests")
     with tqdm(unit="instance", desc="fsck") as bar:
         report = run_fsck(archive, verify=verify, progress=bar.update)
     for label, keys in (

@@ -16,10 +16,12 @@ import pytest
 
 from pacsflow.archive.archive import Archive
 from pacsflow.settings import Settings, load_settings
+from tests.live_server import ADMIN_PASSWORD
+
+pytest_plugins = ["tests.live_server"]
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-ADMIN_PASSWORD = "test-admin-password"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from tests.dicomweb.conftest import free_port
+from tests.live_server import free_port
 
 STARTUP_SECONDS = 90
 

@@ -11,7 +11,14 @@ from sqlalchemy import Connection, select
 
 from pacsflow.archive.db import make_engine, make_sessionmaker, migrate
 from pacsflow.archive.delete import remove_instances
-from pacsflow.archive.ingest import IngestError, IngestResult, Source, ingest, ingest_many
+from pacsflow.archive.ingest import (
+    IngestError,
+    IngestResult,
+    Source,
+    ingest,
+    ingest_many,
+    recover_interrupted,
+)
 from pacsflow.archive.models import Instance, Series, Study
 from pacsflow.archive.storage import FileStorage
 from pacsflow.settings import Settings
@@ -29,6 +36,10 @@ class Archive:
 
     def migrate(self) -> None:
         migrate(self.settings.sqlalchemy_url)
+
+    def recover(self) -> int:
+        """Clean up after ingests that a crash interrupted (any process, any time)."""
+        return recover_interrupted(self)
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
@@ -89,4 +100,5 @@ class Archive:
         return len(keys)
 
     def close(self) -> None:
+        self.storage.close()
         self.engine.dispose()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -30,6 +30,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     generate_uid,
@@ -55,6 +56,7 @@ HEADER_READ = 1024 * 1024  # enough of a bare deflated data set to find its UIDs
 IMPLEMENTATION_CLASS_UID = generate_uid(entropy_srcs=["pacsflow implementation"])
 IMPLEMENTATION_VERSION_NAME = "PACSFLOW_010"
 PIXEL_DATA = 0x7FE00010
+SOP_INSTANCE_UID = 0x00080018
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -167,6 +169,34 @@ def ingest_many(
         for path in staged:
             path.unlink(missing_ok=True)
     return [r if r is not None else _unresolved() for r in results]
+
+
+def recover_interrupted(archive: Archive) -> int:
+    """Undo what ingests cut off by a crash left behind; see ``Storage.recover``.
+
+    A staged file was placed but never indexed when its key is not in the index; the
+    placed copy goes with it, so the archive holds no object it never acknowledged.
+    """
+
+    def unindexed_key(staged: Path) -> str | None:
+        try:
+            ds = dcmread(staged, stop_before_pixels=True, specific_tags=_KEY_TAGS)
+            key = object_key(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        except Exception:
+            return None  # never placed under a key: it was refused before
+        with archive.engine.connect() as conn:
+            indexed_key = conn.execute(
+                select(Instance.storage_key).where(Instance.sop_instance_uid == ds.SOPInstanceUID)
+            ).scalar()
+        return None if indexed_key == key else key
+
+    removed = archive.storage.recover(unindexed_key)
+    if removed:
+        logger.warning("removed %d files left by an interrupted ingest", removed)
+    return removed
+
+
+_KEY_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
 
 
 def _unresolved() -> IngestError:
@@ -328,10 +358,35 @@ def _has_part10_header(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def _add_file_meta(staged: Path, transfer_syntax_uid: str) -> None:
-    """Give a bare data set the File Meta of PS3.10, keeping the data set bytes as they came."""
+def stage_dataset(archive: Archive, source: Path, offset: int, transfer_syntax_uid: str) -> Path:
+    """A new staged Part-10 file of the bare data set found at ``offset`` in ``source``.
+
+    For data sets that arrive without File Meta in a file of someone else's making (the
+    DICOM receiver's spool): one copy, with File Meta taken from the data set itself.
+    """
+    staged = archive.storage.staging_file()
     try:
-        ds = _bare_header(staged, transfer_syntax_uid)
+        _write_part10(source, offset, transfer_syntax_uid, staged)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def _add_file_meta(staged: Path, transfer_syntax_uid: str) -> None:
+    """Give a bare staged data set the File Meta of PS3.10, in place."""
+    wrapped = staged.with_suffix(".meta")
+    try:
+        _write_part10(staged, 0, transfer_syntax_uid, wrapped)
+        os.replace(wrapped, staged)
+    finally:
+        wrapped.unlink(missing_ok=True)
+
+
+def _write_part10(source: Path, offset: int, transfer_syntax_uid: str, out_path: Path) -> None:
+    """Write File Meta built from the data set, then the data set bytes as they came."""
+    try:
+        ds = _bare_header(source, offset, transfer_syntax_uid)
         sop_class_uid = check_uid(ds.get("SOPClassUID"), "SOPClassUID")
         sop_instance_uid = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
     except InvalidUIDError as exc:
@@ -354,30 +409,37 @@ def _add_file_meta(staged: Path, transfer_syntax_uid: str) -> None:
     meta.TransferSyntaxUID = UID(transfer_syntax_uid)
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    wrapped = staged.with_suffix(".meta")
-    try:
-        with open(wrapped, "wb") as out, open(staged, "rb") as body:
-            out.write(b"\x00" * 128 + b"DICM")
-            write_file_meta_info(out, meta, enforce_standard=True)  # type: ignore[arg-type]
-            shutil.copyfileobj(body, out, 1024 * 1024)
-        os.replace(wrapped, staged)
-    finally:
-        wrapped.unlink(missing_ok=True)
+    with open(out_path, "wb") as out, open(source, "rb") as body:
+        out.write(b"\x00" * 128 + b"DICM")
+        write_file_meta_info(out, meta, enforce_standard=True)  # type: ignore[arg-type]
+        body.seek(offset)
+        shutil.copyfileobj(body, out, 1024 * 1024)
 
 
-def _bare_header(staged: Path, transfer_syntax_uid: str) -> Dataset:
-    """The start of a bare data set, inflated first when its transfer syntax is deflated."""
-    if transfer_syntax_uid != DeflatedExplicitVRLittleEndian:
-        return dcmread(staged, force=True, stop_before_pixels=True, defer_size=1024)
-    with open(staged, "rb") as f:
-        inflated = zlib.decompressobj(-zlib.MAX_WBITS).decompress(f.read(HEADER_READ), HEADER_READ)
-    return read_dataset(
-        io.BytesIO(inflated), is_implicit_VR=False, is_little_endian=True, stop_when=_at_pixels
-    )
+def _bare_header(source: Path, offset: int, transfer_syntax_uid: str) -> Dataset:
+    """The first elements of a bare data set, up to its SOP Instance UID.
+
+    Without a transfer syntax the encoding is detected, which needs the data set to
+    start the file (``offset`` 0).
+    """
+    with open(source, "rb") as f:
+        f.seek(offset)
+        if not transfer_syntax_uid:
+            return dcmread(f, force=True, stop_before_pixels=True, defer_size=1024)
+        stream: BinaryIO = f
+        if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
+            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+            stream = io.BytesIO(inflater.decompress(f.read(HEADER_READ), HEADER_READ))
+        return read_dataset(
+            stream,
+            is_implicit_VR=transfer_syntax_uid == ImplicitVRLittleEndian,
+            is_little_endian=transfer_syntax_uid != ExplicitVRBigEndian,
+            stop_when=_past_sop_instance_uid,
+        )
 
 
-def _at_pixels(tag: BaseTag, _vr: str | None, _length: int) -> bool:
-    return tag >= PIXEL_DATA
+def _past_sop_instance_uid(tag: BaseTag, _vr: str | None, _length: int) -> bool:
+    return tag > SOP_INSTANCE_UID
 
 
 def _parse(path: Path, size: int) -> _Parsed:

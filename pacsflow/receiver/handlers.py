@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import struct
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from pynetdicom import events as evt
 from pynetdicom.dimse_primitives import C_STORE
 
 from pacsflow.archive.archive import Archive
-from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
+from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind, stage_dataset
 from pacsflow.archive.remote_aes import may_connect
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver.association_log import AssociationLog, Ending, StoreOutcome
@@ -25,7 +24,6 @@ logger = logging.getLogger(__name__)
 
 PREAMBLE_AND_PREFIX = 128 + 4
 GROUP_LENGTH_HEADER = b"\x02\x00\x00\x00UL\x04\x00"  # (0002,0000) UL, explicit VR LE
-COPY_CHUNK = 1024 * 1024
 
 _OUTCOMES = {
     Outcome.STORED: StoreOutcome.STORED,
@@ -130,9 +128,8 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
     """Stage the received data set, ingest it, and answer only once it is durable.
 
     pynetdicom spools the data set to a temporary Part-10 file whose File Meta it built
-    from the command set; the data set part is copied into an archive staging file so that
-    ingest writes the File Meta from the data set itself (the single source of truth), with
-    the presentation context's transfer syntax.
+    from the command set; the data set part is staged with File Meta taken from the data
+    set itself (the single source of truth) and the presentation context's transfer syntax.
     """
     key = id(event.assoc)
     request = event.request
@@ -140,12 +137,8 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
     sop_instance_uid = str(request.AffectedSOPInstanceUID or "")
     transfer_syntax_uid = str(event.context.transfer_syntax)
     try:
-        staged = archive.storage.staging_file()
-        try:
-            _copy_dataset(event.dataset_path, staged)
-        except BaseException:
-            staged.unlink(missing_ok=True)
-            raise
+        spooled = event.dataset_path
+        staged = stage_dataset(archive, spooled, _dataset_offset(spooled), transfer_syntax_uid)
         result = archive.ingest(
             staged,
             Source(
@@ -176,13 +169,11 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
     return StoreStatus.SUCCESS
 
 
-def _copy_dataset(spooled: Path, staged: Path) -> None:
-    """Copy the data set part of pynetdicom's spool file (after its File Meta) to ``staged``."""
+def _dataset_offset(spooled: Path) -> int:
+    """Where the data set starts in pynetdicom's spool file, after the File Meta it wrote."""
     with open(spooled, "rb") as source:
         head = source.read(PREAMBLE_AND_PREFIX + len(GROUP_LENGTH_HEADER) + 4)
-        if head[128:132] != b"DICM" or head[132:140] != GROUP_LENGTH_HEADER:
-            raise ValueError("the spooled data set does not start with pynetdicom's File Meta")
-        (group_length,) = struct.unpack("<I", head[140:144])
-        source.seek(len(head) + group_length)
-        with open(staged, "wb") as out:
-            shutil.copyfileobj(source, out, COPY_CHUNK)
+    if head[128:132] != b"DICM" or head[132:140] != GROUP_LENGTH_HEADER:
+        raise ValueError("the spooled data set does not start with pynetdicom's File Meta")
+    (group_length,) = struct.unpack("<I", head[140:144])
+    return len(head) + group_length

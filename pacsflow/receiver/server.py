@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
 import threading
 from dataclasses import dataclass
 from types import FrameType
@@ -46,6 +47,7 @@ def start_receiver(settings: Settings, archive: Archive | None = None) -> Receiv
     """
     owns_archive = archive is None
     archive = archive if archive is not None else Archive(settings)
+    archive.recover()
     if settings.dicom_accept_all_calling_aes:
         logger.warning(
             "accepting associations from any calling AE (PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES)"
@@ -72,6 +74,9 @@ def serve(settings: Settings) -> None:
     """Migrate the index, then run the receiver until SIGTERM or SIGINT."""
     archive = Archive(settings)
     archive.migrate()
+    # pynetdicom spools C-STORE data sets through tempfile: in this process's staging
+    # area, what a crash leaves is found and deleted by recovery instead of lying in /tmp.
+    tempfile.tempdir = str(archive.storage.staging_dir)
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import os
 from pathlib import Path
 
 import pydicom
@@ -17,8 +18,10 @@ from sqlalchemy.exc import OperationalError
 
 from pacsflow.archive import ingest as ingest_module
 from pacsflow.archive.archive import Archive
+from pacsflow.archive.fsck import fsck
 from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
 from pacsflow.archive.models import Arrival, Instance, Series, Study
+from pacsflow.archive.storage import object_key
 from pacsflow.dicom.status import StoreStatus
 
 SOURCE = Source(SourceKind.DIMSE, calling_ae="MODALITY", called_ae="PACSFLOW", peer="127.0.0.1")
@@ -267,3 +270,45 @@ def test_bare_deflated_data_set_gets_file_meta(archive: Archive) -> None:
     stored = archive.storage.open(next(iter(archive.storage.iter_keys()))).read()
     assert stored.endswith(bare)
     assert pydicom.dcmread(io.BytesIO(stored)).SOPInstanceUID == ds.SOPInstanceUID
+
+
+def test_stage_dataset_takes_the_data_set_after_an_offset(archive: Archive) -> None:
+    """The receiver's spool holds a File Meta of pynetdicom's making before the data set."""
+    raw = Path(CT).read_bytes()
+    group_length = int(pydicom.dcmread(CT).file_meta.FileMetaInformationGroupLength)
+    offset = 132 + 12 + group_length
+    spool = archive.storage.staging_file()
+    spool.write_bytes(b"x" * 200 + raw[offset:])
+    staged = ingest_module.stage_dataset(archive, spool, 200, pydicom.uid.ExplicitVRLittleEndian)
+    assert archive.ingest(staged, SOURCE).outcome == Outcome.STORED
+    stored = archive.storage.open(next(iter(archive.storage.iter_keys()))).read()
+    assert stored.endswith(raw[offset:])
+    meta = pydicom.dcmread(io.BytesIO(stored), stop_before_pixels=True).file_meta
+    assert meta.ImplementationClassUID == ingest_module.IMPLEMENTATION_CLASS_UID
+    assert meta.MediaStorageSOPInstanceUID == pydicom.dcmread(CT).SOPInstanceUID
+
+
+def test_recovery_removes_what_a_crash_placed_but_never_indexed(archive: Archive) -> None:
+    """A process killed between placing a file and committing its row leaves an orphan."""
+    indexed = pydicom.dcmread(CT)
+    assert store(archive, encoded(indexed)) == Outcome.STORED
+    (indexed_key,) = archive.storage.iter_keys()
+    crashed = Archive(archive.settings)
+    orphan = pydicom.dcmread(CT)
+    orphan.SOPInstanceUID = pydicom.uid.generate_uid()
+    staged = crashed.storage.staging_file()
+    staged.write_bytes(encoded(orphan))
+    orphan_key = object_key(
+        orphan.StudyInstanceUID, orphan.SeriesInstanceUID, orphan.SOPInstanceUID
+    )
+    crashed.storage.place(staged, orphan_key)
+    # It also died after another commit, before deleting that staged link.
+    indexed_path = archive.storage.local_path(indexed_key)
+    assert indexed_path is not None
+    os.link(indexed_path, crashed.storage.staging_dir / "committed.part")
+    os.close(crashed.storage._lock_fd)  # type: ignore[attr-defined]
+
+    assert archive.recover() == 3
+    assert list(archive.storage.iter_keys()) == [indexed_key]
+    assert fsck(archive, verify=True).ok
+    assert not crashed.storage.staging_dir.exists()

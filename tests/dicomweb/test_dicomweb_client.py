@@ -14,8 +14,8 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from tests.archive.test_frames import single_frame_dataset
-from tests.dicomweb.conftest import LiveServer
 from tests.dicomweb.corpus import Sample, storable_rounds
+from tests.live_server import LiveServer
 
 STOW_BATCH = 25
 

@@ -40,6 +40,7 @@ from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
 from pacsflow.web.dicomweb.multipart import parse_accept
 from tests.archive.test_frames import single_frame_dataset, with_jpeg_icon
 from tests.conftest import ADMIN_PASSWORD, SHARED_DATA, database
+from tests.multipart import split_multipart
 
 ROOT = "/dicomweb"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
@@ -209,18 +210,7 @@ def wado(
 def multipart(response: TestResponse) -> list[tuple[dict[str, str], bytes]]:
     """(headers, payload) of each part of a multipart/related response."""
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    media_type, _, params = response.headers["Content-Type"].partition(";")
-    assert media_type == "multipart/related"
-    boundary = params.split("boundary=")[1].split(";")[0].strip('"').encode()
-    body = response.get_data()
-    assert body.startswith(b"--" + boundary + b"\r\n") and body.endswith(b"--\r\n")
-    result = []
-    for chunk in body.split(b"\r\n--" + boundary)[:-1]:
-        head, _, payload = chunk.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
-        result.append((headers, payload))
-    return result
+    return split_multipart(response.headers["Content-Type"], response.get_data())
 
 
 def payloads(response: TestResponse) -> list[bytes]:

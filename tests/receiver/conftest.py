@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -11,14 +10,9 @@ from pacsflow.archive.archive import Archive
 from pacsflow.archive.remote_aes import add_peer
 from pacsflow.receiver import ReceiverHandle, start_receiver
 from pacsflow.settings import Settings
+from tests.live_server import free_port
 
 CALLING_AE = "TESTSCU"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import struct
+import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -38,3 +40,14 @@ def staging_leftovers(archive: Archive) -> list[Path]:
 
 def storage_files(archive: Archive) -> list[str]:
     return sorted(archive.storage.iter_keys())
+
+
+def wait_listening(port: int, seconds: float = 10) -> None:
+    """Wait until something accepts TCP connections on the loopback ``port``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing is listening on port {port}")

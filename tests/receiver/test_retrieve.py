@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,8 +32,9 @@ from pacsflow.archive.remote_aes import add_peer
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver import ReceiverHandle
 from pacsflow.receiver.retrieve import Match, RetrieveStatus, destination_contexts
-from tests.receiver.conftest import CALLING_AE, free_port
-from tests.receiver.helpers import stored
+from tests.live_server import free_port
+from tests.receiver.conftest import CALLING_AE
+from tests.receiver.helpers import stored, wait_listening
 from tests.receiver.test_store_pynetdicom import ct_instance, scu
 
 DESTINATION = "STORESCP"
@@ -69,22 +69,12 @@ def storescp(tmp_path: Path, archive: Archive) -> Iterator[StoreSCP]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_listening(port)
+        wait_listening(port)
         add_peer(archive, DESTINATION, "127.0.0.1", port, may_connect=False)
         yield StoreSCP(port, folder)
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def _wait_listening(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"storescp is not listening on port {port}")
 
 
 @dataclass

@@ -6,7 +6,10 @@ import re
 import subprocess
 import warnings
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -29,8 +32,10 @@ from pydicom.uid import (
 from pacsflow.archive.archive import Archive
 from pacsflow.receiver import ReceiverHandle
 from tests.dicomweb.corpus import Sample, storable_rounds
+from tests.live_server import LiveServer, free_port
+from tests.multipart import split_multipart
 from tests.receiver.conftest import CALLING_AE
-from tests.receiver.helpers import staging_leftovers, stored, stored_bytes
+from tests.receiver.helpers import dataset_bytes, staging_leftovers, stored, wait_listening
 
 # storescu proposes a compressed syntax only when told to; one flag per syntax, so that
 # each file goes out in its own transfer syntax and storescu never transcodes.
@@ -50,6 +55,7 @@ STORESCU_PROPOSAL = {
 }
 DATASET_TRAILING_PADDING = 0xFFFCFFFC  # storescu drops it, as PS3.10 allows
 STORESCU_TIMEOUT = 120
+RETRIEVE_AS_STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 UNREADABLE = re.compile(
     r"^[WF]: missing SOP class \(or instance\) in file: (.*?)(?:, ignoring file)?$", re.MULTILINE
 )
@@ -88,7 +94,48 @@ def _by_syntax(samples: list[Sample]) -> dict[str, list[Sample]]:
     return groups
 
 
-def test_storescu_stores_every_corpus_file(receiver: ReceiverHandle, archive: Archive) -> None:
+def wado_instance(server: LiveServer, ds: Dataset) -> bytes:
+    """The instance as WADO-RS returns it, in the transfer syntax it was stored in."""
+    url = (
+        f"{server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}"
+    )
+    response = server.session().get(url, headers={"Accept": RETRIEVE_AS_STORED}, timeout=30)
+    assert response.status_code == 200, response.text[:300]
+    ((_, payload),) = split_multipart(response.headers["Content-Type"], response.content)
+    return payload
+
+
+@dataclass(frozen=True)
+class ReferenceScp:
+    port: int
+    output: Path
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Iterator[ReferenceScp]:
+    """dcmtk's storescp writing what it receives bit for bit: a record of what storescu sent.
+
+    storescu does not always send a file's data set as the file holds it (it drops trailing
+    padding and group lengths and may re-encode lengths), so the bytes sent are taken from
+    an independent receiver rather than from the files.
+    """
+    scp = ReferenceScp(free_port(), tmp_path / "as-sent")
+    scp.output.mkdir()
+    command = ["storescp", "-aet", "PACSFLOW", "+B", "-pm", "+xa", "-od", str(scp.output)]
+    process = subprocess.Popen([*command, str(scp.port)])
+    try:
+        wait_listening(scp.port)
+        yield scp
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_storescu_stores_every_corpus_file(
+    receiver: ReceiverHandle, archive: Archive, live_server: LiveServer, reference: ReferenceScp
+) -> None:
+    """Every file storescu sends is kept and returned by WADO-RS exactly as it was sent."""
     problems: list[str] = []
     unreadable: set[str] = set()
     sent = 0
@@ -97,7 +144,9 @@ def test_storescu_stores_every_corpus_file(receiver: ReceiverHandle, archive: Ar
             proposal = STORESCU_PROPOSAL.get(syntax)
             if proposal is None:
                 pytest.fail(f"no storescu option proposes {syntax}; add it to the table")
-            done = storescu(receiver.port, proposal, [str(s.path) for s in group])
+            files = [str(s.path) for s in group]
+            done = storescu(receiver.port, proposal, files)
+            storescu(reference.port, proposal, files)
             skipped = set(UNREADABLE.findall(done.stderr))
             unreadable |= skipped
             if done.returncode != 0 and not skipped:
@@ -111,14 +160,20 @@ def test_storescu_stores_every_corpus_file(receiver: ReceiverHandle, archive: Ar
             if uid not in index:
                 problems.append(f"{sample.path}: not indexed")
                 continue
-            kept = _read(stored_bytes(archive, index[uid]))
-            original = _read(sample.path.read_bytes())
+            returned = wado_instance(live_server, sample.dataset)
+            (as_sent,) = reference.output.glob(f"*.{uid}")
+            if dataset_bytes(returned) != dataset_bytes(as_sent.read_bytes()):
+                problems.append(f"{sample.path}: WADO-RS returns other bytes than were sent")
+                continue
+            kept, original = _read(returned), _read(sample.path.read_bytes())
             if kept.file_meta.TransferSyntaxUID != original.file_meta.TransferSyntaxUID:
                 problems.append(f"{sample.path}: stored in another transfer syntax")
             if _comparable(kept) != _comparable(original):
                 problems.append(f"{sample.path}: stored data set differs from the sent one")
         for study in {str(s.dataset.StudyInstanceUID) for s in samples}:
             archive.delete(study)
+        for as_sent in reference.output.iterdir():
+            as_sent.unlink()
     assert not problems, "\n".join(problems)
     assert len(unreadable) <= MAX_UNREADABLE, sorted(unreadable)
     assert sent > 250

@@ -21,7 +21,9 @@ def register_dicomweb(app: Flask) -> None:
     for service in (qido, wado, render, stow, delete):
         service.register(blueprint)
     blueprint.register_error_handler(common.DicomwebError, common.error_response)
-    app.extensions[common.ARCHIVE_EXTENSION] = Archive(app.config["PACSFLOW_SETTINGS"])
+    archive = Archive(app.config["PACSFLOW_SETTINGS"])
+    archive.recover()
+    app.extensions[common.ARCHIVE_EXTENSION] = archive
     app.register_blueprint(blueprint)
 
 

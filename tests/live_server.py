@@ -1,4 +1,7 @@
-"""A real pacsflow web server in a subprocess, for tests through real HTTP clients."""
+"""A real pacsflow web server in a subprocess, for tests through real HTTP clients.
+
+A pytest plugin (see the root conftest), so every test folder can use ``live_server``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +19,9 @@ import pytest
 import requests
 
 from pacsflow.settings import Settings
-from tests.conftest import ADMIN_PASSWORD
 
 STARTUP_SECONDS = 90
+ADMIN_PASSWORD = "test-admin-password"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,13 @@ def free_port() -> int:
 
 @pytest.fixture
 def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    with running_server(settings, tmp_path / "server.log") as server:
+        yield server
+
+
+@contextmanager
+def running_server(settings: Settings, log_path: Path) -> Iterator[LiveServer]:
+    """``pacsflow web`` on a free port over ``settings``' home and database, until exit."""
     port = free_port()
     env = {
         **os.environ,
@@ -53,7 +64,6 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
         "PACSFLOW_WEB_WORKERS": "2",
         "PACSFLOW_WEB_THREADS": "4",
     }
-    log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "pacsflow", "web"], env=env, stdout=log, stderr=log

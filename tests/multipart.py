@@ -1,0 +1,18 @@
+"""Reading multipart/related bodies (WADO-RS responses) in tests."""
+
+from __future__ import annotations
+
+
+def split_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """(headers, payload) of each part of a multipart/related body."""
+    media_type, _, params = content_type.partition(";")
+    assert media_type == "multipart/related", content_type
+    boundary = params.split("boundary=")[1].split(";")[0].strip('"').encode()
+    assert body.startswith(b"--" + boundary + b"\r\n") and body.endswith(b"--\r\n")
+    result = []
+    for chunk in body.split(b"\r\n--" + boundary)[:-1]:
+        head, _, payload = chunk.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines if ": " in line)
+        result.append((headers, payload))
+    return result
