@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
-PY_PATHS := pacsflow tests $(wildcard bench)
+PY_PATHS := pacsflow tests dags $(wildcard bench)
 
 .PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore clean
 
@@ -32,7 +32,7 @@ lint: $(VENV)/.synced
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy bench/*.py
+	$(VENV)/bin/mypy bench/*.py dags/*.py
 
 pytest: $(VENV)/.synced test-tools
 	$(VENV)/bin/python -m pytest

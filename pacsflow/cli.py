@@ -15,8 +15,10 @@ from tqdm import tqdm
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
+from pacsflow.routing import RoutingError, RuleSet, load_rules
 from pacsflow.settings import Settings, SettingsError, load_settings
-from pacsflow.supervisor import Service, Supervisor
+from pacsflow.supervisor import Service, Supervisor, stop_on_signals
+from pacsflow.workflows.airflow_env import airflow_services, migrate_airflow
 
 logger = logging.getLogger("pacsflow")
 
@@ -39,18 +41,29 @@ def main() -> None:
 def up() -> None:
     """Set up and run the whole platform in the foreground; Ctrl-C stops it."""
     settings = _settings()
+    _routing_rules(settings)
     _prepare(settings)
+    migrate_airflow(settings)
     click.echo(
-        f"pacsflow: web and DICOMweb on http://{settings.bind}:{settings.http_port}/ "
+        f"pacsflow: web and DICOMweb on http://{settings.bind}:{settings.http_port}/, "
+        f"Airflow on http://{settings.bind}:{settings.airflow_port}/ "
         f"(state in {settings.resolved_home})"
     )
-    sys.exit(Supervisor(platform_services()).run())
+    sys.exit(Supervisor(platform_services(settings)).run())
+
+
+def _routing_rules(settings: Settings) -> RuleSet:
+    """Load and check the routing rules; a bad file stops the start, naming the problem."""
+    try:
+        return load_rules(settings.routing)
+    except RoutingError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 ACCEPT_ALL_CALLING_AES = "PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES"
 
 
-def platform_services() -> list[Service]:
+def platform_services(settings: Settings) -> list[Service]:
     """What `up` runs. On one machine the receiver accepts any calling AE unless told not to."""
     receiver_environment = {}
     if ACCEPT_ALL_CALLING_AES not in os.environ:
@@ -64,6 +77,8 @@ def platform_services() -> list[Service]:
     return [
         Service("web", [*command, "web"]),
         Service("receiver", [*command, "receiver"], receiver_environment),
+        Service("dispatcher", [*command, "dispatcher"]),
+        *airflow_services(settings),
     ]
 
 
@@ -85,6 +100,26 @@ def web() -> None:
     settings = _settings()
     _prepare(settings)
     WebServer(settings).run()
+
+
+@main.command()
+def dispatcher() -> None:
+    """Run only the dispatcher: start `process_series` when a series has been quiet."""
+    from pacsflow.archive.dispatcher import Dispatcher
+    from pacsflow.workflows.airflow_api import AirflowClient
+    from pacsflow.workflows.airflow_env import AIRFLOW_USER, airflow_password
+
+    settings = _settings()
+    _routing_rules(settings)
+    archive = Archive(settings)
+    archive.migrate()
+    airflow = AirflowClient(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))
+    logger.info(
+        "dispatcher: a series is processed once quiet for %.0f s", settings.series_quiet_seconds
+    )
+    with stop_on_signals() as stopping:
+        Dispatcher(archive, airflow, settings.series_quiet_seconds).run(stopping)
+    archive.close()
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     dicom_port: Port = 11112
     ae_title: str = "PACSFLOW"
     airflow_port: Port = 8080
+    airflow_database_url: str = ""  # empty: SQLite in $PACSFLOW_HOME/airflow
+    airflow_parallelism: Annotated[int, Field(ge=1, le=256)] = 4
+    routing: Path | None = None  # empty: the shipped default rules
+    series_quiet_seconds: Annotated[float, Field(ge=0)] = 10.0
     admin_password: SecretStr | None = None
     secret_key: SecretStr | None = None
     max_object_size: ByteSize = ByteSize(4 * 1024**3)
@@ -87,7 +92,7 @@ class Settings(BaseSettings):
     def _check_ae_title(cls, value: str) -> str:
         return check_ae_title(value)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "airflow_database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
@@ -105,16 +110,36 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.resolved_home / 'pacsflow.db'}"
 
     @property
+    def airflow_home(self) -> Path:
+        return self.resolved_home / "airflow"
+
+    @property
+    def airflow_sqlalchemy_url(self) -> str:
+        return self.airflow_database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+
+    @property
+    def airflow_url(self) -> str:
+        """Where pacsflow's processes reach Airflow's API server (on this machine)."""
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def web_url(self) -> str:
+        """Where Airflow tasks reach pacsflow's web API (on this machine)."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
     def storage_root(self) -> Path:
         return (self.storage_path or self.resolved_home / "storage").expanduser().resolve()
 
-    def persistent_secret(self, name: str) -> str:
+    def persistent_secret(
+        self, name: str, generate: Callable[[], str] = lambda: secrets.token_urlsafe(32)
+    ) -> str:
         """Read a generated secret kept in $PACSFLOW_HOME, creating it on first use."""
         path = self.resolved_home / name
         if path.exists():
             return path.read_text().strip()
-        self.resolved_home.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = generate()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(value + "\n")

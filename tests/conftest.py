@@ -16,7 +16,9 @@ import pytest
 
 from pacsflow.archive.archive import Archive
 from pacsflow.settings import Settings, load_settings
-from tests.live_server import ADMIN_PASSWORD
+
+pytest.register_assert_rewrite("tests.live_server")
+from tests.live_server import ADMIN_PASSWORD  # noqa: E402
 
 pytest_plugins = ["tests.live_server"]
 

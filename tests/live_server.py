@@ -52,9 +52,12 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @contextmanager
-def running_server(settings: Settings, log_path: Path) -> Iterator[LiveServer]:
-    """``pacsflow web`` on a free port over ``settings``' home and database, until exit."""
-    port = free_port()
+def running_server(
+    settings: Settings, log_path: Path, port: int | None = None
+) -> Iterator[LiveServer]:
+    """``pacsflow web`` over ``settings``' home and database, until exit; a free port unless
+    ``port`` is given."""
+    port = port or free_port()
     env = {
         **os.environ,
         "PACSFLOW_HOME": str(settings.home),

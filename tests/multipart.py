@@ -1,4 +1,4 @@
-"""Reading multipart/related bodies (WADO-RS responses) in tests."""
+"""multipart/related bodies in tests: reading WADO-RS responses, writing STOW-RS requests."""
 
 from __future__ import annotations
 
@@ -16,3 +16,12 @@ def split_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str]
         headers = dict(line.split(": ", 1) for line in lines if ": " in line)
         result.append((headers, payload))
     return result
+
+
+def multipart_body(*parts: bytes, boundary: str, part_type: str = "application/dicom") -> bytes:
+    """A multipart/related body of ``parts`` (a STOW-RS request)."""
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode() + part + b"\r\n"
+        for part in parts
+    )
+    return body + f"--{boundary}--\r\n".encode()

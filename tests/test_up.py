@@ -19,13 +19,14 @@ STARTUP_SECONDS = 90
 
 
 def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    port, dicom_port = free_port(), free_port()
+    port, dicom_port, airflow_port = free_port(), free_port(), free_port()
     home = tmp_path / "home"
     env = {
         **os.environ,
         "PACSFLOW_HOME": str(home),
         "PACSFLOW_HTTP_PORT": str(port),
         "PACSFLOW_DICOM_PORT": str(dicom_port),
+        "PACSFLOW_AIRFLOW_PORT": str(airflow_port),
     }
     for inherited in ("PACSFLOW_ADMIN_PASSWORD", "PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES"):
         env.pop(inherited, None)
@@ -55,6 +56,8 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         echo = ["echoscu", "-aet", "ANY_SCU", "-aec", "PACSFLOW", "127.0.0.1", str(dicom_port)]
         assert _retry(lambda: subprocess.run(echo, capture_output=True).returncode == 0)
         assert "the DICOM receiver accepts any calling AE" in log.read_text()
+        airflow = f"http://127.0.0.1:{airflow_port}/api/v2/monitor/health"
+        assert _retry(lambda: _answers(airflow), seconds=120), log.read_text()[-3000:]
         children = psutil.Process(up.pid).children(recursive=True)
         assert children, "up should run the web server as child processes"
         up.send_signal(signal.SIGINT)
@@ -64,6 +67,13 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     finally:
         if up.poll() is None:
             up.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:  # not listening yet, or still starting up
+        return False
 
 
 def _retry(check: Callable[[], bool], seconds: float = 30) -> bool:

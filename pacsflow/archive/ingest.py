@@ -17,6 +17,7 @@ import shutil
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -566,6 +567,11 @@ _ADD_MODALITY = (
 _INSERT_ARRIVAL = insert(Arrival)
 
 
+def utc_now() -> datetime:
+    """Naive UTC, as the index stores times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def _index(conn: Connection, plan: _Plan, source: Source) -> None:
     """Index rows, derived counts and the arrival, inside the caller's transaction.
 
@@ -616,5 +622,6 @@ def _index(conn: Connection, plan: _Plan, source: Source) -> None:
             "calling_ae": source.calling_ae,
             "called_ae": source.called_ae,
             "peer": source.peer,
+            "received_at": utc_now(),
         },
     )

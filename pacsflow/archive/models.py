@@ -135,8 +135,10 @@ class Arrival(Base):
     calling_ae: Mapped[str] = mapped_column(String(16), default="")
     called_ae: Mapped[str] = mapped_column(String(16), default="")
     peer: Mapped[str] = mapped_column(String(64), default="")
+    # UTC, set by ingest (not the database's clock, whose zone and resolution vary).
     received_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    dag_run_id: Mapped[str | None] = mapped_column(String(250))
 
 
 NATURAL_KEYS: dict[type[Base], tuple[str, ...]] = {

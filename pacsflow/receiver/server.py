@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import logging
-import signal
 import tempfile
-import threading
 from dataclasses import dataclass
-from types import FrameType
 
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -15,6 +12,7 @@ from pacsflow.archive.archive import Archive
 from pacsflow.receiver.ae import build_ae, event_handlers
 from pacsflow.receiver.association_log import AssociationLog
 from pacsflow.settings import Settings
+from pacsflow.supervisor import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -77,20 +75,12 @@ def serve(settings: Settings) -> None:
     # pynetdicom spools C-STORE data sets through tempfile: in this process's staging
     # area, what a crash leaves is found and deleted by recovery instead of lying in /tmp.
     tempfile.tempdir = str(archive.storage.staging_dir)
-    stopping = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("received %s; stopping the DICOM receiver", signal.Signals(signum).name)
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    handle = start_receiver(settings, archive)
-    try:
-        while not stopping.wait(1.0):
-            pass
-    finally:
-        handle.stop()
-        archive.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        logger.info("DICOM receiver stopped")
+    with stop_on_signals() as stopping:
+        handle = start_receiver(settings, archive)
+        try:
+            while not stopping.wait(1.0):
+                pass
+        finally:
+            handle.stop()
+            archive.close()
+            logger.info("DICOM receiver stopped")

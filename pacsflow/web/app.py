@@ -23,10 +23,13 @@ from flask_appbuilder import AppBuilder, IndexView
 from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla.base import SQLA
 from sqlalchemy import Engine, text
+from werkzeug.security import check_password_hash
 
 from pacsflow.settings import Settings, load_settings
+from pacsflow.web.api import register_api
 from pacsflow.web.security import RoleName, ensure_roles, init_security
 from pacsflow.web.users import default_email, insert_user
+from pacsflow.workflows.airflow_env import SERVICE_USER, service_password
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         appbuilder.init_app(app, db.session)
         ensure_roles(appbuilder.sm)
         ensure_admin(appbuilder.sm, settings)
+        ensure_service_account(appbuilder.sm, settings)
         init_security(app)
         register_dicomweb(app)
+        register_api(app)
     return app
 
 
@@ -134,6 +139,20 @@ def ensure_admin(sm: Any, settings: Settings) -> None:
         f"pacsflow: created user {ADMIN_USERNAME} with password {password} (also stored in {path})",
         flush=True,
     )
+
+
+def ensure_service_account(sm: Any, settings: Settings) -> None:
+    """The account Airflow's tasks use to reach DICOMweb, with the password Airflow is given.
+
+    Operator role: tasks read series and store results, never delete or administer.
+    """
+    password = service_password(settings)
+    user = sm.find_user(username=SERVICE_USER)
+    if user is None:
+        role = sm.find_role(RoleName.OPERATOR.value)
+        insert_user(sm, SERVICE_USER, password, role, default_email(SERVICE_USER))
+    elif not check_password_hash(user.password, password):
+        sm.reset_password(user.id, password)
 
 
 def store_admin_password(home: Path, password: str) -> Path:

@@ -16,6 +16,7 @@ from pydicom.data import get_testdata_file
 from pacsflow.settings import Settings
 from pacsflow.web.app import create_app
 from tests.conftest import ADMIN_PASSWORD
+from tests.multipart import multipart_body
 
 BOUNDARY = "pacsflow-test-boundary"
 CONTENT_TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
@@ -38,11 +39,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def multipart(*parts: bytes, part_type: str = "application/dicom") -> bytes:
-    body = b"".join(
-        f"--{BOUNDARY}\r\nContent-Type: {part_type}\r\n\r\n".encode() + part + b"\r\n"
-        for part in parts
-    )
-    return body + f"--{BOUNDARY}--\r\n".encode()
+    return multipart_body(*parts, boundary=BOUNDARY, part_type=part_type)
 
 
 def stow(client: FlaskClient, body: bytes, path: str = "/dicomweb/studies", **headers: str):  # type: ignore[no-untyped-def]

@@ -1,0 +1,18 @@
+"""pacsflow's REST API under /api/v1 (DICOM data itself is served by DICOMweb)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+URL_PREFIX = "/api/v1"
+
+
+def register_api(app: Flask) -> None:
+    from pacsflow.web.api import remote_aes
+
+    blueprint = Blueprint("api", __name__, url_prefix=URL_PREFIX)
+    remote_aes.register(blueprint)
+    app.register_blueprint(blueprint)
+
+
+__all__ = ["URL_PREFIX", "register_api"]

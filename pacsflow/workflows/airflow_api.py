@@ -1,0 +1,75 @@
+"""The few calls pacsflow makes to Airflow's REST API: start a DAG run, read its state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+TIMEOUT = (5.0, 30.0)
+
+
+class AirflowError(RuntimeError):
+    """Airflow answered, but not as expected; the message names the call and its answer."""
+
+
+class AirflowUnavailable(AirflowError):
+    """Airflow could not be reached; try again later."""
+
+
+class AirflowClient:
+    """A session with Airflow's API server, signed in with a user of its auth manager."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"username": username, "password": password}
+        self._session = requests.Session()
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        for attempt in range(2):
+            if self._token is None:
+                self._token = self._sign_in()
+            headers = {"Authorization": f"Bearer {self._token}"}
+            response = self._send(method, path, headers=headers, **kwargs)
+            if response.status_code != 401 or attempt:
+                return response
+            self._token = None  # expired: sign in again once
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.base_url}{path}"
+        try:
+            return self._session.request(method, url, timeout=TIMEOUT, **kwargs)
+        except requests.RequestException as exc:
+            raise AirflowUnavailable(f"Airflow at {self.base_url} is unreachable: {exc}") from exc
+
+    def _sign_in(self) -> str:
+        response = self._send("POST", "/auth/token", json=self._credentials)
+        if response.status_code != 201:
+            raise _error("signing in to Airflow", response)
+        return str(response.json()["access_token"])
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> bool:
+        """Start a run; False if a run with this id exists already (a retried trigger)."""
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        response = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+        if response.status_code == 409:
+            return False
+        if response.status_code not in (200, 201):
+            raise _error(f"starting DAG {dag_id}", response)
+        return True
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The DAG run as Airflow describes it (``state``, ``conf``, dates, ...)."""
+        response = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        if response.status_code != 200:
+            raise _error(f"reading run {run_id} of DAG {dag_id}", response)
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def _error(doing: str, response: requests.Response) -> AirflowError:
+    if response.status_code >= 500 or response.status_code == 503:
+        return AirflowUnavailable(f"{doing}: Airflow answered {response.status_code}")
+    return AirflowError(f"{doing}: Airflow answered {response.status_code}: {response.text[:300]}")

@@ -1,0 +1,163 @@
+"""The platform with a real Airflow: web, four Airflow processes, the dispatcher, a peer.
+
+One per module (starting Airflow takes ~15 s): pacsflow's web server, Airflow's api-server,
+scheduler, dag-processor and triggerer on LocalExecutor and SQLite, the dispatcher in a
+thread, and dcmtk's storescp registered as the DICOM peer STORESCP, to which the routing
+rules of these tests forward every CT series.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from pacsflow.archive.archive import Archive
+from pacsflow.archive.dispatcher import Dispatcher
+from pacsflow.archive.remote_aes import add_peer
+from pacsflow.settings import Settings, load_settings
+from pacsflow.supervisor import Service
+from pacsflow.workflows.airflow_api import AirflowClient
+from pacsflow.workflows.airflow_env import (
+    AIRFLOW_USER,
+    airflow_password,
+    airflow_services,
+    migrate_airflow,
+)
+from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port, running_server
+from tests.receiver.helpers import wait_listening
+
+AIRFLOW_READY_SECONDS = 180
+QUIET_SECONDS = 2.0
+DESTINATION = "STORESCP"
+RULES = """\
+version: 1
+rules:
+  - name: ct-to-storescp
+    match:
+      modality: CT
+    actions:
+      - forward: {dicom_ae: STORESCP, retries: 1}
+"""
+
+
+@dataclass
+class AirflowStack:
+    """Airflow's processes, each restartable (to take Airflow away and bring it back)."""
+
+    services: list[Service]
+    logs: Path
+    environment: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        service = next(s for s in self.services if s.name == name)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                list(service.command),
+                env={**os.environ, **service.environment, **self.environment},
+                stdout=log,
+                stderr=log,
+            )
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)  # the main process only, as Airflow wants
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def tail(self) -> str:
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text()[-1500:]}" for log in self.logs.glob("*.log")
+        )
+
+
+@dataclass(frozen=True)
+class Platform:
+    settings: Settings
+    archive: Archive
+    web: LiveServer
+    airflow: AirflowClient
+    stack: AirflowStack
+    received: Path  # what storescp wrote, bit for bit
+
+
+def wait_airflow_ready(airflow: AirflowClient, stack: AirflowStack) -> None:
+    """Until the API answers and the dag-processor has registered process_series."""
+    deadline = time.monotonic() + AIRFLOW_READY_SECONDS
+    while time.monotonic() < deadline:
+        for name, process in stack.processes.items():
+            assert process.poll() is None, f"{name} exited:\n{stack.tail()}"
+        try:
+            token = airflow._sign_in()
+            dag = requests.get(
+                f"{airflow.base_url}/api/v2/dags/process_series",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=5,
+            )
+            if dag.status_code == 200:
+                return
+        except Exception:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"Airflow not ready in {AIRFLOW_READY_SECONDS} s:\n{stack.tail()}")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("platform")
+    rules = root / "rules.yaml"
+    rules.write_text(RULES)
+    settings = load_settings(
+        home=root / "home",
+        admin_password=ADMIN_PASSWORD,
+        http_port=free_port(),
+        airflow_port=free_port(),
+        series_quiet_seconds=QUIET_SECONDS,
+        routing=rules,
+        airflow_parallelism=2,
+    )
+    archive = Archive(settings)
+    archive.migrate()
+    received = root / "received"
+    received.mkdir()
+    scp_port = free_port()
+    add_peer(archive, DESTINATION, host="127.0.0.1", port=scp_port, may_connect=False)
+    storescp = subprocess.Popen(
+        ["storescp", "-aet", DESTINATION, "+B", "-pm", "+xa", "-od", str(received), str(scp_port)]
+    )
+    wait_listening(scp_port)
+    logs = root / "logs"
+    logs.mkdir()
+    stack = AirflowStack(airflow_services(settings), logs, {"PACSFLOW_ROUTING": str(rules)})
+    stopping = threading.Event()
+    try:
+        with running_server(settings, logs / "web.log", port=settings.http_port) as web:
+            migrate_airflow(settings)
+            for service in stack.services:
+                stack.start(service.name)
+            airflow = AirflowClient(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))
+            wait_airflow_ready(airflow, stack)
+            dispatcher = Dispatcher(archive, airflow, QUIET_SECONDS)
+            thread = threading.Thread(target=dispatcher.run, args=(stopping,), daemon=True)
+            thread.start()
+            yield Platform(settings, archive, web, airflow, stack, received)
+            stopping.set()
+            thread.join(timeout=30)
+    finally:
+        for name in list(stack.processes):
+            stack.stop(name)
+        storescp.terminate()
+        storescp.wait(timeout=10)
+        archive.close()
