@@ -67,7 +67,7 @@ def forward(action: dict[str, Any]) -> dict[str, Any]:
     doc_md=__doc__,
 )
 def process_series() -> None:
-    routed = route()
+    routed: Any = route()  # an XComArg while the DAG is built, a dict in the tasks
     TriggerDagRunOperator.partial(task_id="trigger").expand_kwargs(triggers(routed))
     forward.expand(action=forwards(routed))
 
