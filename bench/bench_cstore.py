@@ -34,6 +34,7 @@ from harness import (
     Timing,
     add_common_arguments,
     cannot_run_reason,
+    compare,
     cpu_seconds,
     enter_private_netns,
     fmt_timing,
@@ -556,13 +557,8 @@ def print_report(
         o_result = results.get("Orthanc", {}).get(mode)
         p = p_result.wall if p_result else None
         o = o_result.wall if o_result else None
-        if p and o:
-            ratio = p.median / o.median
-            verdict = "PASS" if ratio <= target else "FAIL"
-            all_pass &= verdict == "PASS"
-            ratio_s = f"{ratio:7.2f}"
-        else:
-            ratio_s, verdict = f"{'-':>7}", "-"
+        ratio_s, verdict = compare(p, o, target)
+        all_pass &= verdict != "FAIL"
         print(
             f"{mode:<15} {fmt_timing(p):>21} {per_second(n, p)} {fmt_timing(o):>21} "
             f"{per_second(n, o)} {ratio_s} {'<= ' + format(target, '.1f'):>7}  {verdict}"

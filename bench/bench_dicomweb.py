@@ -36,6 +36,7 @@ from harness import (
     Timing,
     add_common_arguments,
     cannot_run_reason,
+    compare,
     enter_private_netns,
     fmt_timing,
     install_signal_handlers,
@@ -539,13 +540,8 @@ def print_report(
     for op, target in TARGETS.items():
         p = results.get("pacsflow", {}).get(op)
         o = results.get("orthanc", {}).get(op)
-        if p and o:
-            ratio = p.median / o.median
-            verdict = "PASS" if ratio <= target else "FAIL"
-            all_pass &= verdict == "PASS"
-            ratio_s = f"{ratio:7.2f}"
-        else:
-            ratio_s, verdict = f"{'-':>7}", "-"
+        ratio_s, verdict = compare(p, o, target)
+        all_pass &= verdict != "FAIL"
         print(
             f"{op:<16} {fmt_timing(p):>21} {fmt_timing(o):>21} {ratio_s} "
             f"{'<= ' + format(target, '.1f'):>7}  {verdict}"

@@ -297,3 +297,11 @@ def pacsflow_version() -> str:
     except importlib.metadata.PackageNotFoundError:
         package = "?"
     return f"pacsflow {package}, git {commit}{dirty}"
+
+
+def compare(p: Timing | None, o: Timing | None, target: float) -> tuple[str, str]:
+    """The ratio column (pacsflow / Orthanc medians) and PASS, FAIL, or - if a side is missing."""
+    if not (p and o):
+        return f"{'-':>7}", "-"
+    ratio = p.median / o.median
+    return f"{ratio:7.2f}", "PASS" if ratio <= target else "FAIL"
