@@ -40,11 +40,9 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             assert up.poll() is None, log.read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.3)
+            if _answers(f"{url}/health"):
+                break
+            time.sleep(0.3)
         else:
             raise AssertionError(f"not healthy in time:\n{log.read_text()[-3000:]}")
         password = (home / "admin_password").read_text().strip()

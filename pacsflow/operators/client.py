@@ -7,7 +7,6 @@ client lists a series (QIDO-RS), reads its metadata and fetches instances as sto
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 from pathlib import Path
@@ -28,12 +27,10 @@ from pacsflow.operators.multipart import (
     copy_single_part,
 )
 
-logger = logging.getLogger(__name__)
-
 # (connect, read) seconds; read bounds each wait for data, not the whole transfer.
 DEFAULT_TIMEOUT = (10.0, 120.0)
 DEFAULT_RETRIES = 3
-RETRY_BACKOFF = 0.5  # urllib3 waits 0.5 s, 1 s, 2 s ... between attempts
+RETRY_BACKOFF = 0.5  # urllib3 retries at once, then waits 1 s, 2 s, 4 s ...
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 QIDO_PAGE = 1000
 DICOM_JSON = "application/dicom+json"
@@ -91,6 +88,17 @@ def http_session(auth: Auth, retries: int = DEFAULT_RETRIES) -> requests.Session
     return session
 
 
+def check_http_url(url: str, attribute: str) -> str:
+    """``url`` if it is http(s) with a host and no credentials (URLs end up in logs and
+    reports; credentials go in ``auth``), else raise ValueError naming ``attribute``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{attribute} {url!r} must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"{attribute} must not hold credentials; give them separately")
+    return url
+
+
 def server_message(response: requests.Response) -> str:
     """What the server said about an error: pacsflow's JSON ``error``, else the text."""
     try:
@@ -122,9 +130,7 @@ class PacsflowClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url {base_url!r} must be an http:// or https:// URL")
+        check_http_url(base_url, "base_url")
         if token is not None and (username is not None or password is not None):
             raise ValueError("give either username and password or token, not both")
         if token is None and (not username or password is None):
@@ -173,30 +179,18 @@ class PacsflowClient:
         """
         sop_uid = check_uid(sop_uid, "SOPInstanceUID")
         url = f"{self._series_url(study_uid, series_uid)}/instances/{sop_uid}"
-        target = Path(into) / f"{sop_uid}.dcm"
+        target = into / f"{sop_uid}.dcm"
         with self._get(url, AS_STORED, stream=True) as response:
             fd, partial = tempfile.mkstemp(dir=into, prefix=f".{sop_uid}.", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as out:
-                    self._copy_part(response, out)
+                    _copy_part(response, out)
                 _check_part10(Path(partial), url)
                 os.replace(partial, target)
             except BaseException:
                 Path(partial).unlink(missing_ok=True)
                 raise
         return target
-
-    def _copy_part(self, response: requests.Response, out: BinaryIO) -> None:
-        try:
-            boundary = boundary_of(response.headers.get("Content-Type", ""))
-            headers = copy_single_part(response.iter_content(READ_CHUNK), boundary, out)
-        except MultipartError as error:
-            raise PacsflowError("GET", response.url, response.status_code, str(error)) from None
-        part_type = headers.get("content-type", "").split(";")[0].strip()
-        if part_type != DICOM:
-            raise PacsflowError(
-                "GET", response.url, response.status_code, f"part is {part_type!r}, not {DICOM}"
-            )
 
     def _series_url(self, study_uid: str, series_uid: str) -> str:
         study_uid = check_uid(study_uid, "StudyInstanceUID")
@@ -216,6 +210,21 @@ class PacsflowClient:
         return response
 
 
+def _copy_part(response: requests.Response, out: BinaryIO) -> None:
+    try:
+        boundary = boundary_of(response.headers.get("Content-Type", ""))
+        headers = copy_single_part(response.iter_content(READ_CHUNK), boundary, out)
+    except MultipartError as error:
+        raise PacsflowError("GET", response.url, response.status_code, str(error)) from None
+    except requests.RequestException as error:  # the connection broke mid-body
+        raise PacsflowError("GET", response.url, None, f"body cut short: {error}") from error
+    part_type = headers.get("content-type", "").split(";")[0].strip()
+    if part_type != DICOM:
+        raise PacsflowError(
+            "GET", response.url, response.status_code, f"part is {part_type!r}, not {DICOM}"
+        )
+
+
 def _check_part10(path: Path, url: str) -> None:
     with open(path, "rb") as f:
         f.seek(PREAMBLE_LENGTH)
@@ -224,9 +233,11 @@ def _check_part10(path: Path, url: str) -> None:
 
 
 __all__ = [
+    "Auth",
     "BearerAuth",
     "PacsflowClient",
     "PacsflowError",
+    "check_http_url",
     "http_session",
     "server_message",
 ]

@@ -108,7 +108,15 @@ def store_files(
     """Send every file; SOP Instance UID → status or failure. Never raises for the peer."""
     _config.STORE_SEND_CHUNKED_DATASET = True  # affects sends from a path only
     outcomes: dict[str, Outcome] = {}
-    for batch in association_batches(files):
+    batches = association_batches(files)
+    for number, batch in enumerate(batches, start=1):
+        logger.info(
+            "Association %d of %d with %s for %d instances",
+            number,
+            len(batches),
+            destination,
+            len(batch),
+        )
         outcomes.update(_store_batch(batch, destination, calling_ae, timeout))
     return outcomes
 

@@ -22,6 +22,7 @@ from pacsflow.operators.client import (
     Auth,
     PacsflowClient,
     PacsflowError,
+    check_http_url,
     http_session,
 )
 from pacsflow.operators.cstore import Destination, StoredFile, check_ae_title, store_files
@@ -109,6 +110,7 @@ def forward_to_dicomweb(
     :class:`~pacsflow.operators.client.BearerAuth`) or None. Instances go
     :data:`STOW_BATCH` to a request; only one batch is on disk at a time.
     """
+    check_http_url(url, "url")
     _check_numbers(retries, backoff, timeout[1])
     report = ForwardReport(url, study_uid, series_uid)
     uids = _instances(client, report)

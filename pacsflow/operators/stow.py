@@ -7,7 +7,6 @@ The Store Instances Response (PS3.18 Annex I) gives each instance its status.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -19,8 +18,6 @@ from pacsflow.dicom.status import StoreStatus
 from pacsflow.operators.client import server_message
 from pacsflow.operators.multipart import MultipartBody
 from pacsflow.operators.report import Outcome, SendFailure
-
-logger = logging.getLogger(__name__)
 
 DICOM_JSON = "application/dicom+json"
 # Store Instances Response Module attributes (PS3.18 Table I.2-1), as DICOM JSON keys.

@@ -17,6 +17,14 @@ from tests.receiver.helpers import wait_listening
 
 
 @pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """SQLite only: operators reach pacsflow through HTTP alone, so the index's backend does
+    not change what they do; tests/dicomweb runs the server on both."""
+    with database("sqlite", tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
 def archive_client(live_server: LiveServer) -> Iterator[PacsflowClient]:
     """The archive as a task sees it: its DICOMweb, as the admin account."""
     with PacsflowClient(live_server.url, "admin", ADMIN_PASSWORD) as client:

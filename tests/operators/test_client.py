@@ -92,6 +92,7 @@ def test_bearer_token(live_server: LiveServer, ct_series: tuple[str, str]) -> No
     ("arguments", "problem"),
     [
         ({"base_url": "127.0.0.1:8000", "username": "a", "password": "b"}, "base_url"),
+        ({"base_url": "http://a:b@h", "token": "t"}, "base_url must not hold credentials"),
         ({"base_url": "http://h", "username": "a", "password": "b", "token": "t"}, "not both"),
         ({"base_url": "http://h", "username": "a"}, "username and password"),
         ({"base_url": "http://h"}, "username and password"),

@@ -84,7 +84,7 @@ def test_more_classes_than_contexts_take_two_associations(
 ) -> None:
     study, series = generate_uid(), generate_uid()
     paths = []
-    for index in range(MAX_PRESENTATION_CONTEXTS + 2):
+    for index in range(MAX_PRESENTATION_CONTEXTS + 1):
         path = tmp_path / f"{index}.dcm"
         tiny_instance(study, series, generate_uid()).save_as(path, enforce_file_format=True)
         paths.append(path)

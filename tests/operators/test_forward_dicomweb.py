@@ -98,6 +98,21 @@ def test_empty_series_is_an_error(archive_client: PacsflowClient, live_server: L
         forward_to_dicomweb(archive_client, "1.2.3", "4.5.6", "http://127.0.0.1:9/dicomweb")
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://h/dicomweb", "url 'ftp://h/dicomweb' must be an http"),
+        ("http://admin:secret@h/dicomweb", "url must not hold credentials"),
+    ],
+)
+def test_url_is_checked_before_any_request(url: str, problem: str) -> None:
+    with (
+        PacsflowClient("http://127.0.0.1:9", token="t", retries=0) as client,
+        pytest.raises(ValueError, match=problem),
+    ):
+        forward_to_dicomweb(client, "1.2", "1.2.3", url)
+
+
 def test_store_instances_response() -> None:
     def item(uid: str, **reason: int) -> dict[str, object]:
         tags = {"warning": "00081196", "failure": "00081197"}

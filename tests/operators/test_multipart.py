@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from pacsflow.web.dicomweb.multipart import Part, multipart_body
 from tests.multipart import split_multipart
 
 # Bytes that look like delimiters without being one, and a payload longer than a chunk.
-PAYLOAD = b"\r\n--bound\r\n--boundar" + os.urandom(3000) + b"\r\n"
+PAYLOAD = b"\r\n--bound\r\n--boundarx" + random.Random(0).randbytes(3000) + b"\r\n"
 
 
 def server_body(*payloads: bytes) -> bytes:

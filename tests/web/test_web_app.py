@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
-from web_helpers import ADMIN_PASSWORD, basic, start_workers
+from web_helpers import ADMIN_PASSWORD, basic, people, start_workers
 
 from pacsflow.settings import load_settings
 from pacsflow.web.app import ADMIN_PASSWORD_FILE, create_app
 from pacsflow.web.security import Permission, require
 from pacsflow.web.users import create_user, list_users
+from pacsflow.workflows.airflow_env import SERVICE_USER
 
 CREATED = re.compile(r"pacsflow: created user admin with password (\S+) \(also stored in (.+)\)")
 
@@ -25,7 +26,9 @@ CREATED = re.compile(r"pacsflow: created user admin with password (\S+) \(also s
 def test_first_start_creates_admin_with_configured_password(tmp_path: Path) -> None:
     app = create_app(load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD))
 
-    assert [(u["username"], u["roles"]) for u in list_users(app)] == [("admin", ["Admin"])]
+    assert [(u["username"], u["roles"]) for u in people(app)] == [("admin", ["Admin"])]
+    service = [u for u in list_users(app) if u["username"] == SERVICE_USER]
+    assert [u["roles"] for u in service] == [["Operator"]], "Airflow's tasks need an account"
     assert app.test_client().get("/", headers=basic("admin", ADMIN_PASSWORD)).status_code == 200
     assert not (tmp_path / ADMIN_PASSWORD_FILE).exists()
 
@@ -57,7 +60,7 @@ def test_second_start_keeps_admin_and_password(
 
     assert "created user" not in capsys.readouterr().out
     assert (tmp_path / ADMIN_PASSWORD_FILE).read_text().strip() == password
-    assert len(list_users(app)) == 1
+    assert len(people(app)) == 1
     client = app.test_client()
     assert client.get("/", headers=basic("admin", password)).status_code == 200
     assert client.get("/", headers=basic("admin", "a-different-one")).status_code == 401
@@ -74,7 +77,7 @@ def test_concurrent_workers_start_cleanly_on_sqlite(tmp_path: Path) -> None:
     password = announcements[0].group(1)
     assert (home / ADMIN_PASSWORD_FILE).read_text().strip() == password
     app = create_app(load_settings(home=home))
-    assert len(list_users(app)) == 1
+    assert len(people(app)) == 1
     assert app.test_client().get("/", headers=basic("admin", password)).status_code == 200
 
 

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from web_helpers import basic, bearer, start_workers
+from web_helpers import basic, bearer, people, start_workers
 
 from pacsflow.settings import load_settings
 from pacsflow.web.app import create_app
-from pacsflow.web.users import create_user, list_users
+from pacsflow.web.users import create_user
 from tests.conftest import create_postgres_database, drop_postgres_database
 
 CREATED = re.compile(r"pacsflow: created user admin with password (\S+) ")
@@ -49,7 +49,7 @@ def test_app_on_postgresql(
     again = create_app(load_settings(home=tmp_path, database_url=database_url))
 
     assert "created user" not in capsys.readouterr().out
-    assert [u["username"] for u in list_users(again)] == ["admin", "vera"]
+    assert [u["username"] for u in people(again)] == ["admin", "vera"]
     assert again.test_client().get("/", headers=basic("admin", password)).status_code == 200
 
 
@@ -61,4 +61,4 @@ def test_concurrent_workers_start_cleanly_on_postgresql(tmp_path: Path, database
     assert not [r.stderr for r in results if "Error" in r.stderr]  # FAB logs and goes on
     assert sum(len(CREATED.findall(r.stdout)) for r in results) == 1
     app = create_app(load_settings(home=tmp_path / "home", database_url=database_url))
-    assert [u["username"] for u in list_users(app)] == ["admin"]
+    assert [u["username"] for u in people(app)] == ["admin"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
-from web_helpers import basic
+from web_helpers import basic, people
 
 from pacsflow.web.users import create_user, delete_user, list_users
 
@@ -19,12 +19,12 @@ def test_create_list_delete(app: Flask) -> None:
         "active": True,
         "last_login": None,
     }
-    assert [u["username"] for u in list_users(app)] == ["admin", "rita"]
+    assert [u["username"] for u in people(app)] == ["admin", "rita"]
     assert app.test_client().get("/", headers=basic("rita", "research-pw")).status_code == 200
 
     delete_user(app, "rita")
 
-    assert [u["username"] for u in list_users(app)] == ["admin"]
+    assert [u["username"] for u in people(app)] == ["admin"]
     assert app.test_client().get("/", headers=basic("rita", "research-pw")).status_code == 401
 
 
@@ -92,4 +92,4 @@ def test_the_last_admin_cannot_be_deleted(app: Flask) -> None:
     create_user(app, "root2", "admin-pw-2", "Admin")
     delete_user(app, "admin")
 
-    assert [u["username"] for u in list_users(app)] == ["root2"]
+    assert [u["username"] for u in people(app)] == ["root2"]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 ADMIN_PASSWORD = "admin-test-password"
 
@@ -58,3 +59,11 @@ def start_workers(
         stdout, stderr = proc.communicate(timeout=120)
         results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
     return results
+
+
+def people(app: Any) -> list[dict[str, Any]]:
+    """The users, without the service account every start creates for Airflow's tasks."""
+    from pacsflow.web.users import list_users
+    from pacsflow.workflows.airflow_env import SERVICE_USER
+
+    return [u for u in list_users(app) if u["username"] != SERVICE_USER]
