@@ -6,9 +6,11 @@ value stops the start with a message naming the variable and what is wrong with 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -134,16 +136,23 @@ class Settings(BaseSettings):
     def persistent_secret(
         self, name: str, generate: Callable[[], str] = lambda: secrets.token_urlsafe(32)
     ) -> str:
-        """Read a generated secret kept in $PACSFLOW_HOME, creating it on first use."""
+        """Read a generated secret kept in $PACSFLOW_HOME, creating it on first use.
+
+        Several processes may start at once: the secret is written whole to a private
+        file, then linked into place, which fails if another process got there first.
+        """
         path = self.resolved_home / name
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = generate()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(value + "\n")
-        return value
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            try:
+                with os.fdopen(fd, "w") as f:  # mkstemp makes it 0600
+                    f.write(generate() + "\n")
+                with contextlib.suppress(FileExistsError):
+                    os.link(draft, path)
+            finally:
+                os.unlink(draft)
+        return path.read_text().strip()
 
     @property
     def flask_secret_key(self) -> str:

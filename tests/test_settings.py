@@ -1,3 +1,4 @@
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,12 @@ def test_unknown_config_key_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("PACSFLOW_CONFIG", str(config))
     with pytest.raises(SettingsError, match="PACSFLOW_HTTP_PROT: Extra inputs are not permitted"):
         load_settings()
+
+
+def test_a_secret_made_by_processes_starting_together_is_one_secret(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path)
+    with ThreadPoolExecutor(8) as pool:
+        values = set(pool.map(lambda _: settings.persistent_secret("airflow/x"), range(32)))
+    assert len(values) == 1 and values != {""}
+    assert oct((tmp_path / "airflow" / "x").stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in (tmp_path / "airflow").iterdir()] == ["x"]
