@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,15 +35,15 @@ from harness import (
     cannot_run_reason,
     compare,
     cpu_seconds,
-    enter_private_netns,
+    delete_orthanc_study,
+    delete_pacsflow_study,
     fmt_timing,
-    install_signal_handlers,
     load_average,
     log,
     machine_description,
     orthanc_binary_version,
     pacsflow_version,
-    reap_namespace,
+    run_in_private_netns,
     settle,
     spawn,
     stop_process,
@@ -142,13 +141,7 @@ class OrthancServer(StoreServer):
         return [i["MainDicomTags"].get("SOPInstanceUID", "") for i in instances]
 
     def delete_study(self, study_uid: str) -> None:
-        """Map the UID to Orthanc's id, then DELETE /studies/{id} (synchronous, files too)."""
-        r = self.session.post(f"{self.base_url}/tools/lookup", data=study_uid, timeout=HTTP_TIMEOUT)
-        r.raise_for_status()
-        for hit in r.json():
-            if hit.get("Type") == "Study":
-                url = f"{self.base_url}/studies/{hit['ID']}"
-                self.session.delete(url, timeout=HTTP_TIMEOUT).raise_for_status()
+        delete_orthanc_study(self.session, self.base_url, study_uid, HTTP_TIMEOUT)
 
 
 class PacsflowServer(StoreServer):
@@ -160,11 +153,7 @@ class PacsflowServer(StoreServer):
         return [m.get(SOP_INSTANCE_UID, {}).get("Value", [""])[0] for m in matches]
 
     def delete_study(self, study_uid: str) -> None:
-        r = self.session.delete(
-            f"{self.base_url}/dicomweb/studies/{study_uid}", timeout=HTTP_TIMEOUT
-        )
-        if r.status_code not in (200, 202, 204):
-            raise BenchError(f"DELETE study answered HTTP {r.status_code}: {r.text[:200]}")
+        delete_pacsflow_study(self.session, f"{self.base_url}/dicomweb", study_uid, HTTP_TIMEOUT)
 
 
 def echo_ok(ae_title: str, port: int) -> bool:
@@ -624,20 +613,12 @@ def main(argv: list[str] | None = None) -> int:
         print(reason, file=sys.stderr)
         return 2
 
-    install_signal_handlers()
     load_before = load_average()
-    try:
-        enter_private_netns(Path(__file__).resolve(), argv)
-    except (BenchError, subprocess.CalledProcessError) as exc:
-        print(f"cannot set up the private network namespace: {exc}", file=sys.stderr)
-        return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="pacsflow-bench-cstore-"))
-    log(f"work dir {workdir}")
-    results: dict[str, dict[str, ModeResult]] = {}
-    servers: dict[str, StoreServer] = {}
-    errors: dict[str, str] = {}
-    try:
+    def run(workdir: Path) -> bool:
+        results: dict[str, dict[str, ModeResult]] = {}
+        servers: dict[str, StoreServer] = {}
+        errors: dict[str, str] = {}
         series = load_series(args.data_dir or workdir / "data", args.slices, args.seed, args.size)
         for name in wanted:
             try:
@@ -665,17 +646,10 @@ def main(argv: list[str] | None = None) -> int:
             except (BenchError, requests.RequestException) as exc:
                 log(f"{name} failed: {exc}")
                 errors[name] = str(exc)
-        ok = print_report(results, servers, errors, args, series, load_before)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        reap_namespace()
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if ok else 1
+        return print_report(results, servers, errors, args, series, load_before)
+
+    script = Path(__file__).resolve()
+    return run_in_private_netns(script, argv, "pacsflow-bench-cstore-", args.keep, run)
 
 
 if __name__ == "__main__":

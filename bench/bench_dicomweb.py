@@ -15,10 +15,8 @@ import io
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,14 +35,14 @@ from harness import (
     add_common_arguments,
     cannot_run_reason,
     compare,
-    enter_private_netns,
+    delete_orthanc_study,
+    delete_pacsflow_study,
     fmt_timing,
-    install_signal_handlers,
     log,
     machine_description,
     orthanc_binary_version,
     pacsflow_version,
-    reap_namespace,
+    run_in_private_netns,
     settle,
     spawn,
     stop_process,
@@ -129,21 +127,13 @@ class Server:
 
 class OrthancServer(Server):
     def delete_study(self, study_uid: str) -> None:
-        """Orthanc's DICOMweb has no DELETE: map the UID to its id, delete via REST."""
-        r = self.session.post(f"{self.base_url}/tools/lookup", data=study_uid, timeout=HTTP_TIMEOUT)
-        r.raise_for_status()
-        for hit in r.json():
-            if hit.get("Type") == "Study":
-                url = f"{self.base_url}/studies/{hit['ID']}"
-                self.session.delete(url, timeout=HTTP_TIMEOUT).raise_for_status()
+        """Orthanc's DICOMweb has no DELETE: through its REST API."""
+        delete_orthanc_study(self.session, self.base_url, study_uid, HTTP_TIMEOUT)
 
 
 class PacsflowServer(Server):
     def delete_study(self, study_uid: str) -> None:
-        """pacsflow deletes through DICOMweb itself."""
-        r = self.session.delete(f"{self.dicomweb_root}/studies/{study_uid}", timeout=HTTP_TIMEOUT)
-        if r.status_code not in (200, 202, 204):
-            raise BenchError(f"DELETE study answered HTTP {r.status_code}: {r.text[:200]}")
+        delete_pacsflow_study(self.session, self.dicomweb_root, study_uid, HTTP_TIMEOUT)
 
 
 def wait_ready(server: Server, url: str, timeout_s: float) -> None:
@@ -214,7 +204,11 @@ def running_orthanc(
 
 @contextlib.contextmanager
 def running_pacsflow(workdir: Path, port: int, startup_timeout: float) -> Iterator[Server]:
-    """`pacsflow up` from the repo root with a fresh PACSFLOW_HOME."""
+    """`pacsflow web` from the repo root with a fresh PACSFLOW_HOME.
+
+    The web server alone, not `pacsflow up`: Airflow's processes would share the CPUs
+    with it while Orthanc runs alone.
+    """
     home = workdir / "home"
     home.mkdir(parents=True)
     env = dict(
@@ -227,7 +221,7 @@ def running_pacsflow(workdir: Path, port: int, startup_timeout: float) -> Iterat
     base = f"http://127.0.0.1:{port}"
     log_path = workdir / "pacsflow.log"
     log(f"starting pacsflow on {base} (PACSFLOW_HOME={home})")
-    proc = spawn([str(PACSFLOW_BIN), "up"], env, REPO_ROOT, log_path)
+    proc = spawn([str(PACSFLOW_BIN), "web"], env, REPO_ROOT, log_path)
     server = PacsflowServer(
         "pacsflow", base, f"{base}/dicomweb", proc, log_path, "default settings, fresh home"
     )
@@ -600,19 +594,10 @@ def main(argv: list[str] | None = None) -> int:
         print(reason, file=sys.stderr)
         return 2
 
-    install_signal_handlers()
-    try:
-        enter_private_netns(Path(__file__).resolve(), argv)
-    except (BenchError, subprocess.CalledProcessError) as exc:
-        print(f"cannot set up the private network namespace: {exc}", file=sys.stderr)
-        return 2
-
-    workdir = Path(tempfile.mkdtemp(prefix="pacsflow-bench-"))
-    log(f"work dir {workdir}")
-    results: dict[str, dict[str, Timing]] = {}
-    servers: dict[str, Server] = {}
-    errors: dict[str, str] = {}
-    try:
+    def run(workdir: Path) -> bool:
+        results: dict[str, dict[str, Timing]] = {}
+        servers: dict[str, Server] = {}
+        errors: dict[str, str] = {}
         series = load_series(args.data_dir or workdir / "data", args.slices, args.seed, args.size)
         bodies = build_stow_bodies(series, args.stow_batch)
         for name in wanted:
@@ -637,17 +622,10 @@ def main(argv: list[str] | None = None) -> int:
             except (BenchError, requests.RequestException) as exc:
                 log(f"{name} failed: {exc}")
                 errors[name] = str(exc)
-        ok = print_report(results, servers, errors, args, series)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    finally:
-        reap_namespace()
-        if args.keep:
-            log(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if ok else 1
+        return print_report(results, servers, errors, args, series)
+
+    script = Path(__file__).resolve()
+    return run_in_private_netns(script, argv, "pacsflow-bench-", args.keep, run)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +84,53 @@ def enter_private_netns(script: Path, argv: list[str]) -> None:
     ]
     if interfaces != ["lo"]:
         raise BenchError(f"expected a namespace with only 'lo', found {interfaces}")
+
+
+def run_in_private_netns(
+    script: Path, argv: list[str], prefix: str, keep: bool, body: Callable[[Path], bool]
+) -> int:
+    """Run ``body(workdir)`` in the private network namespace, with the exit codes every
+    benchmark has: 0 if it reports success, 1 if not, 2 if the namespace cannot be set up,
+    130 on Ctrl-C. Leftover processes and the work dir are always cleaned up."""
+    install_signal_handlers()
+    try:
+        enter_private_netns(script, argv)
+    except (BenchError, subprocess.CalledProcessError) as exc:
+        print(f"cannot set up the private network namespace: {exc}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    log(f"work dir {workdir}")
+    try:
+        return 0 if body(workdir) else 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        reap_namespace()
+        if keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def delete_orthanc_study(
+    session: requests.Session, base_url: str, study_uid: str, timeout: tuple[float, float]
+) -> None:
+    """Orthanc deletes by its own ids: map the UID with /tools/lookup, then DELETE (files too)."""
+    r = session.post(f"{base_url}/tools/lookup", data=study_uid, timeout=timeout)
+    r.raise_for_status()
+    for hit in r.json():
+        if hit.get("Type") == "Study":
+            session.delete(f"{base_url}/studies/{hit['ID']}", timeout=timeout).raise_for_status()
+
+
+def delete_pacsflow_study(
+    session: requests.Session, dicomweb_root: str, study_uid: str, timeout: tuple[float, float]
+) -> None:
+    """pacsflow deletes through DICOMweb itself."""
+    r = session.delete(f"{dicomweb_root}/studies/{study_uid}", timeout=timeout)
+    if r.status_code not in (200, 202, 204):
+        raise BenchError(f"DELETE study answered HTTP {r.status_code}: {r.text[:200]}")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
