@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
-from pacsflow.routing import RoutingError, RuleSet, load_rules
+from pacsflow.routing import RoutingError, load_rules
 from pacsflow.settings import Settings, SettingsError, load_settings
 from pacsflow.supervisor import Service, Supervisor, stop_on_signals
 from pacsflow.workflows.airflow_env import airflow_services, migrate_airflow
@@ -41,7 +41,7 @@ def main() -> None:
 def up() -> None:
     """Set up and run the whole platform in the foreground; Ctrl-C stops it."""
     settings = _settings()
-    _routing_rules(settings)
+    _check_routing_rules(settings)
     _prepare(settings)
     migrate_airflow(settings)
     click.echo(
@@ -52,10 +52,10 @@ def up() -> None:
     sys.exit(Supervisor(platform_services(settings)).run())
 
 
-def _routing_rules(settings: Settings) -> RuleSet:
-    """Load and check the routing rules; a bad file stops the start, naming the problem."""
+def _check_routing_rules(settings: Settings) -> None:
+    """Load the routing rules once; a bad file stops the start, naming the problem."""
     try:
-        return load_rules(settings.routing)
+        load_rules(settings.routing)
     except RoutingError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -110,7 +110,7 @@ def dispatcher() -> None:
     from pacsflow.workflows.airflow_env import AIRFLOW_USER, airflow_password
 
     settings = _settings()
-    _routing_rules(settings)
+    _check_routing_rules(settings)
     archive = Archive(settings)
     archive.migrate()
     airflow = AirflowClient(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))

@@ -58,6 +58,22 @@ def database(kind: str, folder: Path) -> Iterator[str]:
         drop_postgres_database(name)
 
 
+@contextmanager
+def migrated_archive(kind: str, folder: Path) -> Iterator[Archive]:
+    """A fresh archive on a ``kind`` database (sqlite, postgresql) under ``folder``, migrated
+    and closed afterwards; for module-scoped fixtures that load data once."""
+    with database(kind, folder) as url:
+        settings = load_settings(
+            home=folder / "home", database_url=url, admin_password=ADMIN_PASSWORD
+        )
+        archive = Archive(settings)
+        try:
+            archive.migrate()
+            yield archive
+        finally:
+            archive.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with database(request.param, tmp_path) as url:

@@ -145,13 +145,12 @@ class Dispatcher:
         while not stopping.wait(backoff or poll):
             try:
                 self.dispatch_once()
-            except AirflowUnavailable as exc:
+            except Exception as exc:
                 backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
-                logger.warning("%s; arrivals stay queued, retrying in %.0f s", exc, backoff)
-                continue
-            except Exception:
-                backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
-                logger.exception("dispatching failed; retrying in %.0f s", backoff)
+                if isinstance(exc, AirflowUnavailable):
+                    logger.warning("%s; arrivals stay queued, retrying in %.0f s", exc, backoff)
+                else:
+                    logger.exception("dispatching failed; retrying in %.0f s", backoff)
                 continue
             if backoff:
                 logger.info("Airflow is reachable again; dispatching resumed")

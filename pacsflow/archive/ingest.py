@@ -172,6 +172,9 @@ def ingest_many(
     return [r if r is not None else _unresolved() for r in results]
 
 
+_KEY_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
+
+
 def recover_interrupted(archive: Archive) -> int:
     """Undo what ingests cut off by a crash left behind; see ``Storage.recover``.
 
@@ -195,9 +198,6 @@ def recover_interrupted(archive: Archive) -> int:
     if removed:
         logger.warning("removed %d files left by an interrupted ingest", removed)
     return removed
-
-
-_KEY_TAGS = ["StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
 
 
 def _unresolved() -> IngestError:

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -34,6 +34,7 @@ RETRY_BACKOFF = 0.5  # urllib3 retries at once, then waits 1 s, 2 s, 4 s ...
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 QIDO_PAGE = 1000
 DICOM_JSON = "application/dicom+json"
+JSON = "application/json"
 AS_STORED = f'multipart/related; type="{DICOM}"; transfer-syntax=*'
 SOP_INSTANCE_UID = "00080018"
 PREAMBLE_LENGTH = 128
@@ -138,6 +139,7 @@ class PacsflowClient:
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, not {retries}")
         auth: Auth = BearerAuth(token) if token is not None else (str(username), str(password))
+        self.api_url = base_url.rstrip("/") + "/api/v1"
         self.dicomweb_url = base_url.rstrip("/") + "/dicomweb"
         self.timeout = timeout
         self.session = http_session(auth, retries)
@@ -168,6 +170,12 @@ class PacsflowClient:
         url = f"{self._series_url(study_uid, series_uid)}/metadata"
         metadata: list[dict[str, Any]] = self._get(url, DICOM_JSON).json()
         return metadata
+
+    def remote_ae(self, ae_title: str) -> dict[str, Any]:
+        """A registered DICOM peer (title, host, port...); an unknown one raises 404."""
+        url = f"{self.api_url}/remote-aes/{quote(ae_title, safe='')}"
+        peer: dict[str, Any] = self._get(url, JSON).json()
+        return peer
 
     def retrieve_instance_file(
         self, study_uid: str, series_uid: str, sop_uid: str, into: Path

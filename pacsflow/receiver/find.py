@@ -53,6 +53,7 @@ from pacsflow.archive.query import (
     resolve,
     search,
 )
+from pacsflow.receiver.identifier import decoded_identifier
 from pacsflow.receiver.status import RequestFailure
 
 if TYPE_CHECKING:
@@ -169,18 +170,7 @@ def handle_find(event: Event, archive: Archive) -> Iterator[FindResponse]:
     """
     model = str(event.request.AffectedSOPClassUID)
     try:
-        identifier = event.identifier
-        for _ in identifier:
-            pass  # converts every raw element now, so a decoding error surfaces here
-    except Exception as error:  # noqa: BLE001 - any decoding error is the peer's identifier
-        logger.info("C-FIND identifier cannot be decoded: %s", type(error).__name__)
-        undecodable = RequestFailure(
-            FindStatus.CANNOT_DECODE_IDENTIFIER,
-            "The identifier cannot be decoded; check its encoding",
-        )
-        yield undecodable.status_dataset(), None
-        return
-    try:
+        identifier = decoded_identifier(event, FindStatus.CANNOT_DECODE_IDENTIFIER, "C-FIND")
         request = parse_identifier(model, identifier)
     except RequestFailure as failure:
         logger.info("C-FIND refused with 0x%04X (%s)", failure.status, _keyword(failure.tag) or "-")

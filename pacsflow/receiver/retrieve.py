@@ -56,6 +56,7 @@ from pacsflow.receiver.find import (
     FindRequest,
     parse_identifier,
 )
+from pacsflow.receiver.identifier import decoded_identifier
 from pacsflow.receiver.status import RequestFailure
 from pacsflow.receiver.syntaxes import VERIFICATION_SOP_CLASS
 
@@ -171,16 +172,7 @@ def _resolve(event: Event, models: dict[str, str], archive: Archive) -> list[Mat
             RetrieveStatus.IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
             f"SOP Class {model} is not a supported retrieve model",
         )
-    try:
-        identifier = event.identifier
-        for _ in identifier:
-            pass  # converts every raw element now, so a decoding error surfaces here
-    except Exception as error:  # noqa: BLE001 - any decoding error is the peer's identifier
-        logger.info("Retrieve identifier cannot be decoded: %s", type(error).__name__)
-        raise RequestFailure(
-            RetrieveStatus.CANNOT_DECODE_IDENTIFIER,
-            "The identifier cannot be decoded; check its encoding",
-        ) from None
+    identifier = decoded_identifier(event, RetrieveStatus.CANNOT_DECODE_IDENTIFIER, "Retrieve")
     request = parse_identifier(find_model, identifier)  # refusals share C-FIND's statuses
     _check_unique_key(identifier, request)
     try:

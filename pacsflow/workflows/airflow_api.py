@@ -27,15 +27,17 @@ class AirflowClient:
         self._token: str | None = None
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        for attempt in range(2):
-            if self._token is None:
-                self._token = self._sign_in()
-            headers = {"Authorization": f"Bearer {self._token}"}
-            response = self._send(method, path, headers=headers, **kwargs)
-            if response.status_code != 401 or attempt:
-                return response
-            self._token = None  # expired: sign in again once
-        raise AssertionError("unreachable")
+        response = self._send_signed_in(method, path, **kwargs)
+        if response.status_code == 401:  # the token expired: sign in again, once
+            self._token = None
+            response = self._send_signed_in(method, path, **kwargs)
+        return response
+
+    def _send_signed_in(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        if self._token is None:
+            self._token = self._sign_in()
+        headers = {"Authorization": f"Bearer {self._token}"}
+        return self._send(method, path, headers=headers, **kwargs)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = f"{self.base_url}{path}"
@@ -70,6 +72,6 @@ class AirflowClient:
 
 
 def _error(doing: str, response: requests.Response) -> AirflowError:
-    if response.status_code >= 500 or response.status_code == 503:
+    if response.status_code >= 500:
         return AirflowUnavailable(f"{doing}: Airflow answered {response.status_code}")
     return AirflowError(f"{doing}: Airflow answered {response.status_code}: {response.text[:300]}")

@@ -94,6 +94,10 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
             }
         ),
     }
+    # What tasks read of pacsflow's settings, however the starting process was given them.
+    env["PACSFLOW_AE_TITLE"] = settings.ae_title
+    if settings.routing is not None:
+        env["PACSFLOW_ROUTING"] = str(settings.routing.resolve())
     if database_url.startswith("postgresql"):
         # Airflow's async engine would otherwise ask for asyncpg.
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = database_url

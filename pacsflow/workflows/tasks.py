@@ -45,12 +45,7 @@ def route_series(client: PacsflowClient, conf: dict[str, Any], rules: RuleSet) -
 
 def remote_ae(client: PacsflowClient, ae_title: str) -> Destination:
     """A known peer's address, from pacsflow's REST API (tasks have no database access)."""
-    api = client.dicomweb_url.removesuffix("/dicomweb") + "/api/v1"
-    response = client.session.get(f"{api}/remote-aes/{ae_title}", timeout=client.timeout)
-    if response.status_code == 404:
-        raise LookupError(response.json().get("error", f"no DICOM peer {ae_title!r}"))
-    response.raise_for_status()
-    peer = response.json()
+    peer = client.remote_ae(ae_title)
     if not peer["host"] or not peer["port"]:
         raise LookupError(f"DICOM peer {ae_title!r} has no host and port to send to")
     return Destination(peer["ae_title"], peer["host"], int(peer["port"]))

@@ -35,8 +35,7 @@ from pacsflow.archive.query import (
     parse_time_range,
     search,
 )
-from pacsflow.settings import load_settings
-from tests.conftest import ADMIN_PASSWORD, database
+from tests.conftest import migrated_archive
 
 ROOT = "http://pacs.example/dicomweb"
 STUDY_A, STUDY_B, STUDY_C = "1.2.826.0.1.1", "1.2.826.0.1.2", "1.2.826.0.1.3"
@@ -311,20 +310,12 @@ def loaded(
 ) -> Iterator[Loaded]:
     """The synthetic studies in a fresh index, shared by this module's read-only tests."""
     home = tmp_path_factory.mktemp("query")
-    with database(request.param, home) as url:
-        settings = load_settings(
-            home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD
-        )
-        archive = Archive(settings)
-        try:
-            archive.migrate()
-            for study, series, sop, attributes in INSTANCES:
-                archive.ingest_stream(
-                    synthetic(study, series, sop, **attributes), Source(SourceKind.IMPORT)
-                )
-            yield Loaded(archive)
-        finally:
-            archive.close()
+    with migrated_archive(request.param, home) as archive:
+        for study, series, sop, attributes in INSTANCES:
+            archive.ingest_stream(
+                synthetic(study, series, sop, **attributes), Source(SourceKind.IMPORT)
+            )
+        yield Loaded(archive)
 
 
 def run(

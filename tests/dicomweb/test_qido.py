@@ -14,12 +14,10 @@ from flask.testing import FlaskClient
 from pydicom.data import get_testdata_file
 from werkzeug.test import TestResponse
 
-from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import Source, SourceKind
 from pacsflow.archive.query import MORE_RESULTS_WARNING
-from pacsflow.settings import load_settings
 from pacsflow.web.app import create_app
-from tests.conftest import ADMIN_PASSWORD, database
+from tests.conftest import ADMIN_PASSWORD, migrated_archive
 
 ROOT = "http://localhost/dicomweb"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
@@ -82,20 +80,11 @@ def server(
 ) -> Iterator[Server]:
     """One app per database over the corpus, shared by this module's read-only tests."""
     home = tmp_path_factory.mktemp("qido")
-    with database(request.param, home) as url:
-        settings = load_settings(
-            home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD
-        )
-        archive = Archive(settings)
-        try:
-            archive.migrate()
-            for path in corpus(shared_data):
-                with open(path, "rb") as f:
-                    archive.ingest_stream(f, Source(SourceKind.IMPORT))
-            archive.close()
-            yield Server(create_app(settings).test_client())
-        finally:
-            archive.close()
+    with migrated_archive(request.param, home) as archive:
+        for path in corpus(shared_data):
+            with open(path, "rb") as f:
+                archive.ingest_stream(f, Source(SourceKind.IMPORT))
+        yield Server(create_app(archive.settings).test_client())
 
 
 # -- studies -----------------------------------------------------------------------------------

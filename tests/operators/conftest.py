@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
+import itertools
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ import pytest
 from pacsflow.operators.client import PacsflowClient
 from pacsflow.settings import load_settings
 from tests.conftest import database
-from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port, running_server
+from tests.live_server import ADMIN_PASSWORD, LiveServer, running_server
 from tests.operators.helpers import STORESCP_AE, StoreSCP
-from tests.receiver.helpers import wait_listening
+from tests.receiver.helpers import running_storescp
 
 
 @pytest.fixture
@@ -48,24 +49,15 @@ def destination_server(tmp_path: Path) -> Iterator[LiveServer]:
 def start_storescp(tmp_path: Path) -> Iterator[Callable[..., StoreSCP]]:
     """Starts dcmtk's storescp, bit-preserving and accepting unknown SOP classes, with extra
     options and on a given or free port; stops every one started after the test."""
-    processes: list[subprocess.Popen[bytes]] = []
+    numbers = itertools.count()
+    with ExitStack() as running:
 
-    def start(*options: str, port: int | None = None) -> StoreSCP:
-        port = port or free_port()
-        folder = tmp_path / f"storescp-{port}"
-        folder.mkdir()
-        command = ["storescp", "+B", "-pm", "-aet", STORESCP_AE, "-od", str(folder), *options]
-        process = subprocess.Popen(
-            [*command, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        processes.append(process)
-        wait_listening(port)
-        return StoreSCP(port, folder)
+        def start(*options: str, port: int | None = None) -> StoreSCP:
+            folder = tmp_path / f"storescp-{next(numbers)}"
+            scp = running_storescp(folder, STORESCP_AE, "+B", "-pm", *options, port=port)
+            return StoreSCP(running.enter_context(scp), folder)
 
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+        yield start
 
 
 @pytest.fixture

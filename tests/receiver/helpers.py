@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import select
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.models import Instance
+from tests.live_server import free_port
 
 
 def stored(archive: Archive) -> dict[str, str]:
@@ -51,3 +55,21 @@ def wait_listening(port: int, seconds: float = 10) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError(f"nothing is listening on port {port}")
+
+
+@contextmanager
+def running_storescp(
+    folder: Path, ae_title: str, *options: str, port: int | None = None
+) -> Iterator[int]:
+    """dcmtk's storescp writing into ``folder`` (made here) on ``port`` or a free one, until
+    the block ends; yields the port. ``options`` are storescp's, e.g. ``+B`` (bit-preserving)."""
+    port = port or free_port()
+    folder.mkdir(parents=True)
+    command = ["storescp", "-aet", ae_title, "-od", str(folder), *options, str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

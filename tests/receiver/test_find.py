@@ -30,9 +30,8 @@ from pacsflow.receiver.find import (
     parse_identifier,
 )
 from pacsflow.receiver.status import RequestFailure
-from pacsflow.settings import load_settings
 from tests.archive.test_query import synthetic as synthetic_instance
-from tests.conftest import ADMIN_PASSWORD, SHARED_DATA, database
+from tests.conftest import SHARED_DATA, migrated_archive
 
 PATIENT_ROOT, STUDY_ROOT = FIND_SOP_CLASSES
 CT3_STUDY = "1.2.392.200103.20080913.113635.0.2009.6.22.21.43.10.22941.1"
@@ -82,24 +81,17 @@ class Scp:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def scp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scp]:
     home = tmp_path_factory.mktemp("find")
-    with database(request.param, home) as url:
-        archive = Archive(
-            load_settings(home=home / "home", database_url=url, admin_password=ADMIN_PASSWORD)
-        )
+    with migrated_archive(request.param, home) as archive:
+        for path in real_files():
+            with path.open("rb") as stream:
+                archive.ingest_stream(stream, Source(SourceKind.IMPORT))
+        for number in range(1, SYNTHETIC_COUNT + 1):
+            archive.ingest_stream(synthetic(number), Source(SourceKind.IMPORT))
+        server, port = start_scp(archive)
         try:
-            archive.migrate()
-            for path in real_files():
-                with path.open("rb") as stream:
-                    archive.ingest_stream(stream, Source(SourceKind.IMPORT))
-            for number in range(1, SYNTHETIC_COUNT + 1):
-                archive.ingest_stream(synthetic(number), Source(SourceKind.IMPORT))
-            server, port = start_scp(archive)
-            try:
-                yield Scp(archive, port)
-            finally:
-                server.shutdown()
+            yield Scp(archive, port)
         finally:
-            archive.close()
+            server.shutdown()
 
 
 def identifier(level: str, **keys: Any) -> Dataset:

@@ -32,9 +32,8 @@ from pacsflow.archive.remote_aes import add_peer
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver import ReceiverHandle
 from pacsflow.receiver.retrieve import Match, RetrieveStatus, destination_contexts
-from tests.live_server import free_port
 from tests.receiver.conftest import CALLING_AE
-from tests.receiver.helpers import stored, wait_listening
+from tests.receiver.helpers import running_storescp, stored
 from tests.receiver.test_store_pynetdicom import ct_instance, scu
 
 DESTINATION = "STORESCP"
@@ -60,21 +59,10 @@ class StoreSCP:
 @pytest.fixture
 def storescp(tmp_path: Path, archive: Archive) -> Iterator[StoreSCP]:
     """dcmtk's storescp on a free port, registered as the move destination ``STORESCP``."""
-    port = free_port()
     folder = tmp_path / "storescp"
-    folder.mkdir()
-    process = subprocess.Popen(
-        ["storescp", "-aet", DESTINATION, "-od", str(folder), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_listening(port)
+    with running_storescp(folder, DESTINATION) as port:
         add_peer(archive, DESTINATION, "127.0.0.1", port, may_connect=False)
         yield StoreSCP(port, folder)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @dataclass

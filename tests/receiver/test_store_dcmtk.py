@@ -32,10 +32,10 @@ from pydicom.uid import (
 from pacsflow.archive.archive import Archive
 from pacsflow.receiver import ReceiverHandle
 from tests.dicomweb.corpus import Sample, storable_rounds
-from tests.live_server import LiveServer, free_port
+from tests.live_server import LiveServer
 from tests.multipart import split_multipart
 from tests.receiver.conftest import CALLING_AE
-from tests.receiver.helpers import dataset_bytes, staging_leftovers, stored, wait_listening
+from tests.receiver.helpers import dataset_bytes, running_storescp, staging_leftovers, stored
 
 # storescu proposes a compressed syntax only when told to; one flag per syntax, so that
 # each file goes out in its own transfer syntax and storescu never transcodes.
@@ -120,16 +120,9 @@ def reference(tmp_path: Path) -> Iterator[ReferenceScp]:
     padding and group lengths and may re-encode lengths), so the bytes sent are taken from
     an independent receiver rather than from the files.
     """
-    scp = ReferenceScp(free_port(), tmp_path / "as-sent")
-    scp.output.mkdir()
-    command = ["storescp", "-aet", "PACSFLOW", "+B", "-pm", "+xa", "-od", str(scp.output)]
-    process = subprocess.Popen([*command, str(scp.port)])
-    try:
-        wait_listening(scp.port)
-        yield scp
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    output = tmp_path / "as-sent"
+    with running_storescp(output, "PACSFLOW", "+B", "-pm", "+xa") as port:
+        yield ReferenceScp(port, output)
 
 
 def test_storescu_stores_every_corpus_file(

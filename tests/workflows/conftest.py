@@ -33,7 +33,7 @@ from pacsflow.workflows.airflow_env import (
     migrate_airflow,
 )
 from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port, running_server
-from tests.receiver.helpers import wait_listening
+from tests.receiver.helpers import running_storescp
 
 AIRFLOW_READY_SECONDS = 180
 QUIET_SECONDS = 2.0
@@ -55,7 +55,6 @@ class AirflowStack:
 
     services: list[Service]
     logs: Path
-    environment: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, name: str) -> None:
@@ -63,7 +62,7 @@ class AirflowStack:
         with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
                 list(service.command),
-                env={**os.environ, **service.environment, **self.environment},
+                env={**os.environ, **service.environment},
                 stdout=log,
                 stderr=log,
             )
@@ -131,19 +130,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     archive = Archive(settings)
     archive.migrate()
     received = root / "received"
-    received.mkdir()
-    scp_port = free_port()
-    add_peer(archive, DESTINATION, host="127.0.0.1", port=scp_port, may_connect=False)
-    storescp = subprocess.Popen(
-        ["storescp", "-aet", DESTINATION, "+B", "-pm", "+xa", "-od", str(received), str(scp_port)]
-    )
-    wait_listening(scp_port)
     logs = root / "logs"
     logs.mkdir()
-    stack = AirflowStack(airflow_services(settings), logs, {"PACSFLOW_ROUTING": str(rules)})
+    stack = AirflowStack(airflow_services(settings), logs)
     stopping = threading.Event()
     try:
-        with running_server(settings, logs / "web.log", port=settings.http_port) as web:
+        with (
+            running_storescp(received, DESTINATION, "+B", "-pm", "+xa") as scp_port,
+            running_server(settings, logs / "web.log", port=settings.http_port) as web,
+        ):
+            add_peer(archive, DESTINATION, host="127.0.0.1", port=scp_port, may_connect=False)
             migrate_airflow(settings)
             for service in stack.services:
                 stack.start(service.name)
@@ -158,6 +154,4 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     finally:
         for name in list(stack.processes):
             stack.stop(name)
-        storescp.terminate()
-        storescp.wait(timeout=10)
         archive.close()
