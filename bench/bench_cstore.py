@@ -33,16 +33,15 @@ from harness import (
     Timing,
     add_common_arguments,
     cannot_run_reason,
-    compare,
     cpu_seconds,
     delete_orthanc_study,
     delete_pacsflow_study,
-    fmt_timing,
     load_average,
     log,
     machine_description,
     orthanc_binary_version,
     pacsflow_version,
+    print_ratio_table,
     run_in_private_netns,
     settle,
     spawn,
@@ -534,27 +533,14 @@ def print_report(
                 f"then held exactly the {n} SOP Instance UIDs; server CPU per run (median) {cpu_s}"
             )
     print()
-    header = (
-        f"{'mode':<15} {'pacsflow ms (min)':>21} {'inst/s':>8} {'Orthanc ms (min)':>21} "
-        f"{'inst/s':>8} {'ratio':>7} {'target':>7}  result"
-    )
-    print(header)
-    print("-" * len(header))
-    all_pass = True
+    rows = []
     for mode, target in TARGETS.items():
         p_result = results.get("pacsflow", {}).get(mode)
         o_result = results.get("Orthanc", {}).get(mode)
         p = p_result.wall if p_result else None
         o = o_result.wall if o_result else None
-        ratio_s, verdict = compare(p, o, target)
-        all_pass &= verdict != "FAIL"
-        print(
-            f"{mode:<15} {fmt_timing(p):>21} {per_second(n, p)} {fmt_timing(o):>21} "
-            f"{per_second(n, o)} {ratio_s} {'<= ' + format(target, '.1f'):>7}  {verdict}"
-        )
-    for name, message in errors.items():
-        print(f"\nERROR ({name}): {message}")
-    return all_pass and not errors
+        rows.append((mode, p, o, target))
+    return print_ratio_table("mode", rows, errors, rate=lambda t: per_second(n, t))
 
 
 # --------------------------------------------------------------------------- main

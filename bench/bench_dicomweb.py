@@ -34,14 +34,13 @@ from harness import (
     Timing,
     add_common_arguments,
     cannot_run_reason,
-    compare,
     delete_orthanc_study,
     delete_pacsflow_study,
-    fmt_timing,
     log,
     machine_description,
     orthanc_binary_version,
     pacsflow_version,
+    print_ratio_table,
     run_in_private_netns,
     settle,
     spawn,
@@ -524,25 +523,11 @@ def print_report(
         for op, timing in server_results.items():
             print(f"    {op:<16} {timing.note} ({len(timing.samples)} samples)")
     print()
-    header = (
-        f"{'operation':<16} {'pacsflow ms (min)':>21} {'Orthanc ms (min)':>21} "
-        f"{'ratio':>7} {'target':>7}  result"
-    )
-    print(header)
-    print("-" * len(header))
-    all_pass = True
-    for op, target in TARGETS.items():
-        p = results.get("pacsflow", {}).get(op)
-        o = results.get("orthanc", {}).get(op)
-        ratio_s, verdict = compare(p, o, target)
-        all_pass &= verdict != "FAIL"
-        print(
-            f"{op:<16} {fmt_timing(p):>21} {fmt_timing(o):>21} {ratio_s} "
-            f"{'<= ' + format(target, '.1f'):>7}  {verdict}"
-        )
-    for name, message in errors.items():
-        print(f"\nERROR ({name}): {message}")
-    return all_pass and not errors
+    rows = [
+        (op, results.get("pacsflow", {}).get(op), results.get("orthanc", {}).get(op), target)
+        for op, target in TARGETS.items()
+    ]
+    return print_ratio_table("operation", rows, errors)
 
 
 # --------------------------------------------------------------------------- main

@@ -347,9 +347,35 @@ def pacsflow_version() -> str:
     return f"pacsflow {package}, git {commit}{dirty}"
 
 
-def compare(p: Timing | None, o: Timing | None, target: float) -> tuple[str, str]:
-    """The ratio column (pacsflow / Orthanc medians) and PASS, FAIL, or - if a side is missing."""
-    if not (p and o):
-        return f"{'-':>7}", "-"
-    ratio = p.median / o.median
-    return f"{ratio:7.2f}", "PASS" if ratio <= target else "FAIL"
+def print_ratio_table(
+    label: str,
+    rows: list[tuple[str, Timing | None, Timing | None, float]],
+    errors: dict[str, str],
+    rate: Callable[[Timing | None], str] | None = None,
+) -> bool:
+    """The report's verdict: per row (name, pacsflow, Orthanc, target) both medians, their
+    ratio and PASS/FAIL (- when a side is missing), optionally a rate column per side; then
+    the servers' errors. True when nothing failed."""
+    rate_head = f" {'inst/s':>8}" if rate else ""
+    header = (
+        f"{label:<16} {'pacsflow ms (min)':>21}{rate_head} {'Orthanc ms (min)':>21}{rate_head} "
+        f"{'ratio':>7} {'target':>7}  result"
+    )
+    print(header)
+    print("-" * len(header))
+    all_pass = True
+    for name, p, o, target in rows:
+        if p and o:
+            ratio = p.median / o.median
+            ratio_s, verdict = f"{ratio:7.2f}", "PASS" if ratio <= target else "FAIL"
+        else:
+            ratio_s, verdict = f"{'-':>7}", "-"
+        all_pass &= verdict != "FAIL"
+        p_rate, o_rate = (f" {rate(p)}", f" {rate(o)}") if rate else ("", "")
+        print(
+            f"{name:<16} {fmt_timing(p):>21}{p_rate} {fmt_timing(o):>21}{o_rate} {ratio_s} "
+            f"{'<= ' + format(target, '.1f'):>7}  {verdict}"
+        )
+    for name, message in errors.items():
+        print(f"\nERROR ({name}): {message}")
+    return all_pass and not errors
