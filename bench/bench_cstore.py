@@ -28,7 +28,9 @@ from ct_series import Series, load_series
 from harness import (
     ORTHANC_BIN,
     PACSFLOW_BIN,
+    PASSWORD,
     REPO_ROOT,
+    USER,
     BenchError,
     Timing,
     add_common_arguments,
@@ -48,6 +50,7 @@ from harness import (
     stop_process,
     wait_http_ready,
     wait_until,
+    write_orthanc_config,
 )
 
 STORESCU = "storescu"
@@ -60,8 +63,6 @@ PROFILER = Path(__file__).resolve().with_name("profile_receiver.py")
 CALLING_AE = "BENCHSCU"
 ORTHANC_AE = "ORTHANC"
 PACSFLOW_AE = "PACSFLOW"
-USER = "admin"
-PASSWORD = "bench-password"
 DICOM_JSON = "application/dicom+json"
 SOP_INSTANCE_UID = "00080018"
 HTTP_TIMEOUT = (10.0, 120.0)
@@ -189,25 +190,16 @@ def running_orthanc(
     workdir: Path, http_port: int, dicom_port: int, startup_timeout: float
 ) -> Iterator[StoreServer]:
     """Orthanc with throwaway storage and index, no AE checks, and every other option default."""
-    workdir.mkdir(parents=True)
-    config = {
-        "Name": "pacsflow-bench",
-        "StorageDirectory": str(workdir / "storage"),
-        "IndexDirectory": str(workdir / "index"),
-        "HttpServerEnabled": True,
-        "HttpPort": http_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {USER: PASSWORD},
-        "DicomServerEnabled": True,
-        "DicomAet": ORTHANC_AE,
-        "DicomPort": dicom_port,
-        "DicomCheckCalledAet": False,
-        "DicomAlwaysAllowStore": True,
-        "Plugins": [],
-    }
-    config_path = workdir / "orthanc.json"
-    config_path.write_text(json.dumps(config, indent=2))
+    config_path = write_orthanc_config(
+        workdir,
+        http_port,
+        DicomServerEnabled=True,
+        DicomAet=ORTHANC_AE,
+        DicomPort=dicom_port,
+        DicomCheckCalledAet=False,
+        DicomAlwaysAllowStore=True,
+        Plugins=[],
+    )
     defaults = orthanc_defaults(workdir)
     shown = ", ".join(
         f"{key}={json.dumps(defaults.get(key, '?'))}" for key in ORTHANC_REPORTED_DEFAULTS

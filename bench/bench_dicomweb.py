@@ -29,7 +29,9 @@ from ct_series import Series, load_series
 from harness import (
     ORTHANC_BIN,
     PACSFLOW_BIN,
+    PASSWORD,
     REPO_ROOT,
+    USER,
     BenchError,
     Timing,
     add_common_arguments,
@@ -46,12 +48,11 @@ from harness import (
     spawn,
     stop_process,
     wait_http_ready,
+    write_orthanc_config,
 )
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 INSTALL_CMD = "apt-get install -y orthanc orthanc-dicomweb"
-USER = "admin"
-PASSWORD = "bench-password"
 DICOM_JSON = "application/dicom+json"
 RETRIEVE_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
 HTTP_TIMEOUT = (10.0, 600.0)
@@ -145,32 +146,23 @@ def running_orthanc(
     workdir: Path, port: int, series_metadata: str, startup_timeout: float
 ) -> Iterator[Server]:
     """Orthanc with a throwaway storage dir, DICOMweb plugin, and the same auth as pacsflow."""
-    workdir.mkdir(parents=True)
-    config = {
-        "Name": "pacsflow-bench",
-        "StorageDirectory": str(workdir / "storage"),
-        "IndexDirectory": str(workdir / "index"),
-        "StorageCompression": False,
-        "HttpServerEnabled": True,
-        "HttpPort": port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {USER: PASSWORD},
-        "DicomServerEnabled": False,
-        "KeepAlive": True,
-        "TcpNoDelay": True,
-        "SaveJobs": False,
-        "Plugins": [str(DICOMWEB_PLUGIN)],
-        "DicomWeb": {
+    config_path = write_orthanc_config(
+        workdir,
+        port,
+        StorageCompression=False,
+        DicomServerEnabled=False,
+        KeepAlive=True,
+        TcpNoDelay=True,
+        SaveJobs=False,
+        Plugins=[str(DICOMWEB_PLUGIN)],
+        DicomWeb={
             "Enable": True,
             "Root": "/dicom-web/",
             "EnableWado": False,
             "Ssl": False,
             "SeriesMetadata": series_metadata,
         },
-    }
-    config_path = workdir / "orthanc.json"
-    config_path.write_text(json.dumps(config, indent=2))
+    )
     env = dict(os.environ, TCP_NODELAY="1")
     base = f"http://127.0.0.1:{port}"
     log(f"starting Orthanc on {base} (config {config_path})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -29,6 +30,8 @@ PACSFLOW_BIN = REPO_ROOT / ".venv" / "bin" / "pacsflow"
 ORTHANC_BIN = Path("/usr/sbin/Orthanc")
 NETNS_MARK = "PACSFLOW_BENCH_IN_NETNS"
 STOP_TIMEOUT_S = 30.0
+USER = "admin"  # the same HTTP Basic account on both servers
+PASSWORD = "bench-password"
 
 
 class BenchError(RuntimeError):
@@ -131,6 +134,26 @@ def delete_pacsflow_study(
     r = session.delete(f"{dicomweb_root}/studies/{study_uid}", timeout=timeout)
     if r.status_code not in (200, 202, 204):
         raise BenchError(f"DELETE study answered HTTP {r.status_code}: {r.text[:200]}")
+
+
+def write_orthanc_config(workdir: Path, http_port: int, **options: object) -> Path:
+    """Orthanc's configuration file in a new ``workdir``: throwaway storage and index, HTTP
+    on loopback with the bench account, then ``options``; every other option default."""
+    workdir.mkdir(parents=True)
+    config = {
+        "Name": "pacsflow-bench",
+        "StorageDirectory": str(workdir / "storage"),
+        "IndexDirectory": str(workdir / "index"),
+        "HttpServerEnabled": True,
+        "HttpPort": http_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": True,
+        "RegisteredUsers": {USER: PASSWORD},
+        **options,
+    }
+    path = workdir / "orthanc.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
