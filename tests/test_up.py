@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,7 +64,10 @@ def test_up_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         gone, alive = psutil.wait_procs(children, timeout=10)
         assert not alive, f"left running: {alive}"
     finally:
-        if up.poll() is None:
+        if up.poll() is None:  # a failed check: take down everything it started, too
+            for child in psutil.Process(up.pid).children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
             up.kill()
 
 
