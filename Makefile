@@ -6,9 +6,9 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
-PY_PATHS := pacsflow tests dags $(wildcard bench)
+PY_PATHS := pacsflow tests dags plugins $(wildcard bench)
 
-.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore clean
+.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,20 +32,23 @@ lint: $(VENV)/.synced
 
 typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy bench/*.py dags/*.py
+	$(VENV)/bin/mypy bench/*.py dags/*.py plugins/*.py
 
 pytest: $(VENV)/.synced test-tools
 	$(VENV)/bin/python -m pytest
 
-# Benchmarks against Orthanc (run as root; see bench/README.md). `make -k bench` runs both
-# even when the first misses a target.
-bench: bench-dicomweb bench-cstore
+# Benchmarks (run as root; see bench/README.md). `make -k bench` runs them all even when
+# one misses a target.
+bench: bench-dicomweb bench-cstore bench-dispatch
 
 bench-dicomweb: $(VENV)/.synced
 	$(VENV)/bin/python bench/bench_dicomweb.py
 
 bench-cstore: $(VENV)/.synced test-tools
 	$(VENV)/bin/python bench/bench_cstore.py
+
+bench-dispatch: $(VENV)/.synced
+	$(VENV)/bin/python bench/bench_dispatch.py
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,22 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import BaseHook, dag, get_current_context, task
+from airflow.sdk import dag, task
 
-PACSFLOW_CONNECTION = "pacsflow_default"
-
-
-def _client() -> Any:
-    from pacsflow.operators.client import PacsflowClient
-
-    conn = BaseHook.get_connection(PACSFLOW_CONNECTION)
-    base_url = f"{conn.schema or 'http'}://{conn.host}:{conn.port}"
-    return PacsflowClient(base_url, conn.login, conn.password)
-
-
-def _conf() -> dict[str, Any]:
-    dag_run = get_current_context()["dag_run"]
-    return dict(dag_run.conf or {})
+from pacsflow.workflows.task_context import pacsflow_client, run_conf
 
 
 @task
@@ -35,8 +22,8 @@ def route() -> dict[str, Any]:
     from pacsflow.workflows.tasks import route_series
 
     rules = load_rules(load_settings().routing)
-    with _client() as client:
-        return route_series(client, _conf(), rules)
+    with pacsflow_client() as client:
+        return route_series(client, run_conf(), rules)
 
 
 @task
@@ -54,16 +41,17 @@ def forward(action: dict[str, Any]) -> dict[str, Any]:
     from pacsflow.settings import load_settings
     from pacsflow.workflows.tasks import forward_series
 
-    with _client() as client:
-        return forward_series(client, _conf(), action, load_settings().ae_title)
+    with pacsflow_client() as client:
+        return forward_series(client, run_conf(), action, load_settings().ae_title)
 
 
 @dag(
     dag_id="process_series",
+    description="Apply the routing rules to a series: forward it, start workflows on it",
     schedule=None,
     catchup=False,
     max_active_runs=32,
-    tags=["pacsflow"],
+    tags=["pacsflow", "user-runnable"],  # users may re-run it on stored series
     doc_md=__doc__,
 )
 def process_series() -> None:

@@ -18,7 +18,7 @@ from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind
 from pacsflow.routing import RoutingError, load_rules
 from pacsflow.settings import Settings, SettingsError, load_settings
 from pacsflow.supervisor import Service, Supervisor, stop_on_signals
-from pacsflow.workflows.airflow_env import airflow_services, migrate_airflow
+from pacsflow.workflows.airflow_env import airflow_services, dispatcher_client, migrate_airflow
 
 logger = logging.getLogger("pacsflow")
 
@@ -106,14 +106,12 @@ def web() -> None:
 def dispatcher() -> None:
     """Run only the dispatcher: start `process_series` when a series has been quiet."""
     from pacsflow.archive.dispatcher import Dispatcher
-    from pacsflow.workflows.airflow_api import AirflowClient
-    from pacsflow.workflows.airflow_env import AIRFLOW_USER, airflow_password
 
     settings = _settings()
     _check_routing_rules(settings)
     archive = Archive(settings)
     archive.migrate()
-    airflow = AirflowClient(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))
+    airflow = dispatcher_client(settings)
     logger.info(
         "dispatcher: a series is processed once quiet for %.0f s", settings.series_quiet_seconds
     )

@@ -16,7 +16,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ByteSize, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -57,6 +64,8 @@ class Settings(BaseSettings):
     airflow_port: Port = 8080
     airflow_database_url: str = ""  # empty: SQLite in $PACSFLOW_HOME/airflow
     airflow_parallelism: Annotated[int, Field(ge=1, le=256)] = 4
+    airflow_executor: Literal["local", "celery"] = "local"
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
     routing: Path | None = None  # empty: the shipped default rules
     series_quiet_seconds: Annotated[float, Field(ge=0)] = 10.0
     admin_password: SecretStr | None = None
@@ -102,6 +111,17 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _check_celery_database(self) -> Settings:
+        if self.airflow_executor == "celery" and not self.airflow_database_url.startswith(
+            "postgresql"
+        ):
+            raise ValueError(
+                "PACSFLOW_AIRFLOW_EXECUTOR=celery needs Airflow's metadata database on "
+                "PostgreSQL: set PACSFLOW_AIRFLOW_DATABASE_URL=postgresql://..."
+            )
+        return self
 
     @cached_property
     def resolved_home(self) -> Path:
@@ -169,5 +189,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {error['msg']}")
+            where = f"{ENV_PREFIX}{field.upper()}: " if field else ""  # empty: several fields
+            problems.append(f"{where}{error['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems)) from None

@@ -63,6 +63,7 @@ def running_server(
         "PACSFLOW_HOME": str(settings.home),
         "PACSFLOW_DATABASE_URL": settings.sqlalchemy_url,
         "PACSFLOW_HTTP_PORT": str(port),
+        "PACSFLOW_AIRFLOW_PORT": str(settings.airflow_port),
         "PACSFLOW_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PACSFLOW_WEB_WORKERS": "2",
         "PACSFLOW_WEB_THREADS": "4",

@@ -33,12 +33,12 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             "PACSFLOW_AE_TITLE",
             "WAY_TOO_LONG_AE_TITLE",
-            "PACSFLOW_AE_TITLE: Value error, must be 1 to 16",
+            "PACSFLOW_AE_TITLE: must be 1 to 16",
         ),
         (
             "PACSFLOW_DATABASE_URL",
             "mysql://x",
-            "PACSFLOW_DATABASE_URL: Value error, must be a sqlite",
+            "PACSFLOW_DATABASE_URL: must be a sqlite",
         ),
         ("PACSFLOW_DUPLICATE_POLICY", "ignore", "PACSFLOW_DUPLICATE_POLICY: Input should be"),
     ],
@@ -50,6 +50,14 @@ def test_errors_name_the_setting(
     with pytest.raises(SettingsError) as error:
         load_settings()
     assert message in str(error.value)
+
+
+def test_celery_needs_airflow_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PACSFLOW_AIRFLOW_EXECUTOR", "celery")
+    with pytest.raises(SettingsError, match="set PACSFLOW_AIRFLOW_DATABASE_URL=postgresql"):
+        load_settings()
+    monkeypatch.setenv("PACSFLOW_AIRFLOW_DATABASE_URL", "postgresql://u@localhost/airflow")
+    assert load_settings().airflow_executor == "celery"
 
 
 def test_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import func, select, update
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import utc_now
-from pacsflow.archive.models import Arrival, Series
+from pacsflow.archive.models import Arrival, Instance, Series, Study
 from pacsflow.workflows.airflow_api import AirflowClient, AirflowUnavailable
 
 logger = logging.getLogger(__name__)
@@ -74,22 +75,70 @@ def run_conf(archive: Archive, series: QuietSeries) -> dict[str, Any]:
                 Series.series_instance_uid == series.series_instance_uid
             )
         ).first()
-        return {
-            "study_instance_uid": last.study_instance_uid,
-            "series_instance_uid": series.series_instance_uid,
-            "modality": stored.modality if stored else "",
-            "sop_class_uids": sorted(sop_classes),
-            "instances": series.instances,
-            "series_instances": stored.number_of_instances if stored else 0,
-            "source": {
-                "kind": last.source_kind,
-                "username": last.username,
-                "calling_ae": last.calling_ae,
-                "called_ae": last.called_ae,
-                "peer": last.peer,
-            },
-            "project": "",
-        }
+    source = {
+        "kind": last.source_kind,
+        "username": last.username,
+        "calling_ae": last.calling_ae,
+        "called_ae": last.called_ae,
+        "peer": last.peer,
+    }
+    return _conf(
+        last.study_instance_uid,
+        series.series_instance_uid,
+        stored.modality if stored else "",
+        sop_classes,
+        series.instances,
+        stored.number_of_instances if stored else 0,
+        source,
+    )
+
+
+def stored_series_conf(
+    archive: Archive, series_instance_uid: str, source: dict[str, str]
+) -> dict[str, Any] | None:
+    """The conf of a run on a whole stored series (a manual run); None if it is not stored."""
+    with archive.engine.connect() as conn:
+        stored = conn.execute(
+            select(Study.study_instance_uid, Series.id, Series.modality, Series.number_of_instances)
+            .join(Study, Series.study_fk == Study.id)
+            .where(Series.series_instance_uid == series_instance_uid)
+        ).first()
+        if stored is None:
+            return None
+        sop_classes = conn.execute(
+            select(Instance.sop_class_uid).where(Instance.series_fk == stored.id).distinct()
+        ).scalars()
+        return _conf(
+            stored.study_instance_uid,
+            series_instance_uid,
+            stored.modality,
+            sop_classes,
+            stored.number_of_instances,
+            stored.number_of_instances,
+            source,
+        )
+
+
+def _conf(
+    study_instance_uid: str,
+    series_instance_uid: str,
+    modality: str,
+    sop_class_uids: Iterable[str],
+    instances: int,
+    series_instances: int,
+    source: dict[str, str],
+) -> dict[str, Any]:
+    """The one shape of a series run's conf, whoever starts the run (README: Dispatch)."""
+    return {
+        "study_instance_uid": study_instance_uid,
+        "series_instance_uid": series_instance_uid,
+        "modality": modality,
+        "sop_class_uids": sorted(sop_class_uids),
+        "instances": instances,
+        "series_instances": series_instances,
+        "source": source,
+        "project": "",
+    }
 
 
 def mark_dispatched(archive: Archive, series: QuietSeries, now: datetime) -> None:

@@ -62,10 +62,13 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 class SourceKind(Enum):
+    """How a series came to be processed: the way in of its instances, or a user's run."""
+
     STOW = "stow"
     DIMSE = "dimse"
     IMPORT = "import"
     WORKFLOW = "workflow"
+    MANUAL = "manual"  # a run a user started on a stored series; never on an arrival row
 
 
 @dataclass(frozen=True)

@@ -62,13 +62,41 @@ class AirflowClient:
             raise _error(f"starting DAG {dag_id}", response)
         return True
 
-    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        """The DAG run as Airflow describes it (``state``, ``conf``, dates, ...)."""
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
+        """The run as Airflow describes it (``state``, ``conf``, dates, ...); None if unknown."""
         response = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        if response.status_code == 404:
+            return None
         if response.status_code != 200:
             raise _error(f"reading run {run_id} of DAG {dag_id}", response)
         result: dict[str, Any] = response.json()
         return result
+
+    def runs(self, dag_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The DAG's newest runs, up to ``limit``."""
+        params = {"limit": limit, "order_by": "-run_after"}
+        response = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)
+        if response.status_code != 200:
+            raise _error(f"listing runs of DAG {dag_id}", response)
+        return list(response.json()["dag_runs"])
+
+    def dag(self, dag_id: str) -> dict[str, Any] | None:
+        """The DAG as Airflow describes it (``tags``, ``description``, ...); None if unknown."""
+        response = self._request("GET", f"/api/v2/dags/{dag_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _error(f"reading DAG {dag_id}", response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    def dags(self, tag: str) -> list[dict[str, Any]]:
+        """The DAGs tagged ``tag``, in order of their ids."""
+        params = {"tags": tag, "limit": 1000, "order_by": "dag_id"}
+        response = self._request("GET", "/api/v2/dags", params=params)
+        if response.status_code != 200:
+            raise _error(f"listing DAGs tagged {tag}", response)
+        return list(response.json()["dags"])
 
 
 def _error(doing: str, response: requests.Response) -> AirflowError:

@@ -1,9 +1,10 @@
 """Airflow as pacsflow runs it: one environment for its four processes and their tasks.
 
 Everything Airflow needs is derived from pacsflow's settings, so `pacsflow up` works on a
-fresh machine: its metadata database, secrets and users live in ``$PACSFLOW_HOME/airflow``.
-Two accounts link the systems: the dispatcher signs in to Airflow as ``pacsflow``, and
-Airflow's tasks reach pacsflow's DICOMweb as the pacsflow user ``airflow`` through the
+fresh machine: its metadata database and secrets live in ``$PACSFLOW_HOME/airflow``. Airflow
+has no users of its own: people and the dispatcher sign in with pacsflow accounts (see
+:mod:`pacsflow.workflows.auth_manager`). The dispatcher and Airflow's tasks both use the
+pacsflow service account ``airflow``; tasks reach pacsflow's DICOMweb with it through the
 Airflow connection ``pacsflow_default``.
 """
 
@@ -20,25 +21,28 @@ from pathlib import Path
 
 from pacsflow.settings import Settings
 from pacsflow.supervisor import Service
+from pacsflow.workflows.airflow_api import AirflowClient
 
 logger = logging.getLogger(__name__)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPOSITORY / "dags"
-AIRFLOW_USER = "pacsflow"  # the dispatcher's account in Airflow
-SERVICE_USER = "airflow"  # Airflow's account in pacsflow
+PLUGINS_FOLDER = REPOSITORY / "plugins"
+SERVICE_USER = "airflow"  # the pacsflow account of Airflow's tasks and of the dispatcher
 PACSFLOW_CONNECTION = "pacsflow_default"
-SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-)
+AUTH_MANAGER = "pacsflow.workflows.auth_manager.PacsflowAuthManager"
 
 
-def airflow_password(settings: Settings) -> str:
-    return settings.persistent_secret("airflow/pacsflow_password")
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 
 
 def service_password(settings: Settings) -> str:
     return settings.persistent_secret("service_password")
+
+
+def dispatcher_client(settings: Settings) -> AirflowClient:
+    """The dispatcher's Airflow session, signed in as the service account (Operator: OP)."""
+    return AirflowClient(settings.airflow_url, SERVICE_USER, service_password(settings))
 
 
 def _fernet_key() -> str:
@@ -53,21 +57,20 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     """The AIRFLOW_* variables for every Airflow process pacsflow starts."""
     home = settings.airflow_home
     home.mkdir(parents=True, exist_ok=True)
-    passwords = home / "passwords.json"
-    _write_private(passwords, json.dumps({AIRFLOW_USER: airflow_password(settings)}))
     database_url = settings.airflow_sqlalchemy_url
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # LocalExecutor forks this many workers (~140 MB each) at the first task.
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[settings.airflow_executor],
+        # LocalExecutor forks this many workers (~140 MB each) at the first task; a Celery
+        # worker runs as many tasks at once.
         "AIRFLOW__CORE__PARALLELISM": str(settings.airflow_parallelism),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(settings.airflow_parallelism),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": settings.persistent_secret("airflow/fernet_key", _fernet_key),
-        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
         "AIRFLOW__API__HOST": settings.bind,
@@ -94,20 +97,19 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
             }
         ),
     }
-    # What tasks read of pacsflow's settings, however the starting process was given them.
+    # What tasks, the auth manager and the plugin read of pacsflow's settings, however the
+    # starting process was given them.
     env["PACSFLOW_AE_TITLE"] = settings.ae_title
+    env["PACSFLOW_HTTP_PORT"] = str(settings.http_port)
     if settings.routing is not None:
         env["PACSFLOW_ROUTING"] = str(settings.routing.resolve())
+    if settings.airflow_executor == "celery":
+        env["AIRFLOW__CELERY__BROKER_URL"] = settings.celery_broker_url
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{database_url}"
     if database_url.startswith("postgresql"):
         # Airflow's async engine would otherwise ask for asyncpg.
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = database_url
     return env
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 def _airflow_command(*args: str) -> list[str]:
@@ -130,9 +132,9 @@ def migrate_airflow(settings: Settings) -> None:
 
 
 def airflow_services(settings: Settings) -> list[Service]:
-    """Airflow's four processes; logs are served through its API, not extra ports."""
+    """Airflow's four processes (and a Celery worker); logs are read from AIRFLOW_HOME."""
     env = airflow_environment(settings)
-    return [
+    services = [
         Service(
             "airflow-api-server",
             _airflow_command(
@@ -150,3 +152,8 @@ def airflow_services(settings: Settings) -> list[Service]:
         Service("airflow-dag-processor", _airflow_command("dag-processor"), env),
         Service("airflow-triggerer", _airflow_command("triggerer", "--skip-serve-logs"), env),
     ]
+    if settings.airflow_executor == "celery":
+        # One worker beside the platform; more run on other machines with the same settings.
+        worker = _airflow_command("celery", "worker", "--skip-serve-logs", "--without-mingle")
+        services.append(Service("airflow-celery-worker", worker, env))
+    return services

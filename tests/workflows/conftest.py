@@ -1,23 +1,29 @@
-"""The platform with a real Airflow: web, four Airflow processes, the dispatcher, a peer.
+"""The platform with a real Airflow: web, Airflow's processes, the dispatcher, a peer.
 
 One per module (starting Airflow takes ~15 s): pacsflow's web server, Airflow's api-server,
-scheduler, dag-processor and triggerer on LocalExecutor and SQLite, the dispatcher in a
-thread, and dcmtk's storescp registered as the DICOM peer STORESCP, to which the routing
-rules of these tests forward every CT series.
+scheduler, dag-processor and triggerer, the dispatcher in a thread, and dcmtk's storescp
+registered as the DICOM peer STORESCP, to which the routing rules of these tests forward
+every CT series. Two kinds: ``local`` (the default: LocalExecutor, everything on SQLite) and
+``celery`` (the scale-out path: archive and Airflow on PostgreSQL, CeleryExecutor with the
+machine's Redis as broker and a Celery worker); a module asks for both with
+``pytest.mark.parametrize("platform", PLATFORM_KINDS, indirect=True)``.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from pacsflow.archive.archive import Archive
@@ -26,16 +32,14 @@ from pacsflow.archive.remote_aes import add_peer
 from pacsflow.settings import Settings, load_settings
 from pacsflow.supervisor import Service
 from pacsflow.workflows.airflow_api import AirflowClient
-from pacsflow.workflows.airflow_env import (
-    AIRFLOW_USER,
-    airflow_password,
-    airflow_services,
-    migrate_airflow,
-)
+from pacsflow.workflows.airflow_env import airflow_services, dispatcher_client, migrate_airflow
+from tests.conftest import database
 from tests.live_server import ADMIN_PASSWORD, LiveServer, free_port, running_server
 from tests.receiver.helpers import running_storescp
 
 AIRFLOW_READY_SECONDS = 180
+PLATFORM_KINDS = ["local", "celery"]
+REDIS = "redis://127.0.0.1:6379"
 QUIET_SECONDS = 2.0
 DESTINATION = "STORESCP"
 RULES = """\
@@ -113,11 +117,38 @@ def wait_airflow_ready(airflow: AirflowClient, stack: AirflowStack) -> None:
     raise AssertionError(f"Airflow not ready in {AIRFLOW_READY_SECONDS} s:\n{stack.tail()}")
 
 
+@contextmanager
+def celery_databases(root: Path) -> Iterator[dict[str, object]]:
+    """Settings for the scale-out kind: own PostgreSQL databases and an own Redis database,
+    all dropped afterwards (Redis has 16 numbered databases; 0 is left to `make up`)."""
+    broker_db = random.randint(1, 15)
+    with database("postgresql", root) as archive_url, database("postgresql", root) as airflow_url:
+        try:
+            yield {
+                "database_url": archive_url,
+                "airflow_database_url": airflow_url,
+                "airflow_executor": "celery",
+                "celery_broker_url": f"{REDIS}/{broker_db}",
+            }
+        finally:
+            redis.Redis.from_url(f"{REDIS}/{broker_db}").flushdb()
+
+
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    root = tmp_path_factory.mktemp("platform")
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    kind = getattr(request, "param", "local")
+    root = tmp_path_factory.mktemp(f"platform-{kind}")
     rules = root / "rules.yaml"
     rules.write_text(RULES)
+    with ExitStack() as cleanup:
+        scale_out = cleanup.enter_context(celery_databases(root)) if kind == "celery" else {}
+        yield cleanup.enter_context(running_platform(root, rules, scale_out))
+
+
+@contextmanager
+def running_platform(root: Path, rules: Path, scale_out: dict[str, object]) -> Iterator[Platform]:
     settings = load_settings(
         home=root / "home",
         admin_password=ADMIN_PASSWORD,
@@ -126,6 +157,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         series_quiet_seconds=QUIET_SECONDS,
         routing=rules,
         airflow_parallelism=2,
+        **scale_out,
     )
     archive = Archive(settings)
     archive.migrate()
@@ -143,7 +175,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             migrate_airflow(settings)
             for service in stack.services:
                 stack.start(service.name)
-            airflow = AirflowClient(settings.airflow_url, AIRFLOW_USER, airflow_password(settings))
+            airflow = dispatcher_client(settings)
             wait_airflow_ready(airflow, stack)
             dispatcher = Dispatcher(archive, airflow, QUIET_SECONDS)
             thread = threading.Thread(target=dispatcher.run, args=(stopping,), daemon=True)

@@ -7,6 +7,7 @@ from io import BytesIO
 from typing import Any
 
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 from sqlalchemy import select
 
@@ -14,11 +15,14 @@ from pacsflow.archive.models import Arrival
 from tests.conftest import SHARED_DATA
 from tests.multipart import multipart_body
 from tests.receiver.helpers import dataset_bytes
-from tests.workflows.conftest import QUIET_SECONDS, Platform
+from tests.workflows.conftest import PLATFORM_KINDS, QUIET_SECONDS, Platform
 
 CT_SERIES = sorted((SHARED_DATA / "dcmqi-seg" / "ct-3slice").glob("*"))
 BOUNDARY = "workflow-test"
 RUN_SECONDS = 120
+
+# Every test here runs on the one-machine default and on the scale-out path.
+pytestmark = pytest.mark.parametrize("platform", PLATFORM_KINDS, indirect=True)
 
 
 def stow(platform: Platform, parts: list[bytes]) -> None:
@@ -58,6 +62,7 @@ def wait_finished(platform: Platform, run_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + RUN_SECONDS
     while time.monotonic() < deadline:
         run = platform.airflow.run("process_series", run_id)
+        assert run is not None, f"no run {run_id}"
         if run["state"] in ("success", "failed"):
             return run
         time.sleep(1)

@@ -8,10 +8,12 @@ URL_PREFIX = "/api/v1"
 
 
 def register_api(app: Flask) -> None:
-    from pacsflow.web.api import remote_aes
+    from pacsflow.web.api import me, remote_aes, workflows
 
     blueprint = Blueprint("api", __name__, url_prefix=URL_PREFIX)
+    me.register(blueprint)
     remote_aes.register(blueprint)
+    workflows.register(blueprint)
     app.register_blueprint(blueprint)
 
 
