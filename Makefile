@@ -8,7 +8,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY_PATHS := pacsflow tests dags plugins $(wildcard bench)
 
-.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch clean
+.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch bench-radiomics clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,7 +39,7 @@ pytest: $(VENV)/.synced test-tools
 
 # Benchmarks (run as root; see bench/README.md). `make -k bench` runs them all even when
 # one misses a target.
-bench: bench-dicomweb bench-cstore bench-dispatch
+bench: bench-dicomweb bench-cstore bench-dispatch bench-radiomics
 
 bench-dicomweb: $(VENV)/.synced
 	$(VENV)/bin/python bench/bench_dicomweb.py
@@ -49,6 +49,9 @@ bench-cstore: $(VENV)/.synced test-tools
 
 bench-dispatch: $(VENV)/.synced
 	$(VENV)/bin/python bench/bench_dispatch.py
+
+bench-radiomics: $(VENV)/.synced
+	$(VENV)/bin/python bench/bench_radiomics.py
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,6 @@ against the target: started within the quiet period plus 3 s. Orthanc has nothin
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,10 +24,6 @@ from typing import Any
 import requests
 from ct_series import Series, load_series
 from harness import (
-    PACSFLOW_BIN,
-    PASSWORD,
-    REPO_ROOT,
-    USER,
     BenchError,
     cannot_run_reason,
     load_average,
@@ -36,18 +31,13 @@ from harness import (
     machine_description,
     pacsflow_version,
     run_in_private_netns,
-    spawn,
-    stop_process,
-    wait_http_ready,
-    wait_until,
 )
+from platform_up import running_platform
 
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.operators.report import describe
 from pacsflow.operators.stow import post_files
-from pacsflow.settings import Settings, load_settings
 from pacsflow.workflows.airflow_api import AirflowClient
-from pacsflow.workflows.airflow_env import dispatcher_client
 
 NO_RULES = "version: 1\nrules: []\n"
 STARTED_MARGIN_S = 3.0
@@ -78,38 +68,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.series < 2 or args.slices < 1 or args.interval < 0 or args.quiet < 0:
         parser.error("need at least 2 series, 1 slice, and no negative times")
     return args
-
-
-def platform_settings(args: argparse.Namespace, home: Path, rules: Path) -> Settings:
-    return load_settings(
-        home=home,
-        series_quiet_seconds=args.quiet,
-        routing=rules,
-        admin_password=PASSWORD,
-    )
-
-
-def platform_environment(settings: Settings) -> dict[str, str]:
-    """`pacsflow up` reads its settings from the environment, like an operator's shell."""
-    assert settings.routing is not None
-    return dict(
-        {k: v for k, v in os.environ.items() if not k.startswith("PACSFLOW_")},
-        PACSFLOW_HOME=str(settings.home),
-        PACSFLOW_HTTP_PORT=str(settings.http_port),
-        PACSFLOW_DICOM_PORT=str(settings.dicom_port),
-        PACSFLOW_AIRFLOW_PORT=str(settings.airflow_port),
-        PACSFLOW_SERIES_QUIET_SECONDS=str(settings.series_quiet_seconds),
-        PACSFLOW_ROUTING=str(settings.routing),
-        PACSFLOW_ADMIN_PASSWORD=PASSWORD,
-    )
-
-
-def airflow_ready(airflow: AirflowClient) -> bool:
-    """The API answers and the dag-processor has registered process_series."""
-    try:
-        return airflow.dag("process_series") is not None
-    except Exception:
-        return False
 
 
 def send(session: requests.Session, dicomweb: str, series: Series) -> datetime:
@@ -182,45 +140,25 @@ def print_report(args: argparse.Namespace, measured: list[dict[str, float]]) -> 
 
 
 def run(args: argparse.Namespace, workdir: Path) -> bool:
-    rules = workdir / "no-rules.yaml"
-    rules.write_text(NO_RULES)
-    settings = platform_settings(args, workdir / "home", rules)
     data_dir = args.data_dir or workdir / "data"
     all_series = [
         load_series(data_dir / f"series-{i}", args.slices, seed=i + 1, size=args.size)
         for i in range(args.series + 1)  # the first warms Airflow up and is not measured
     ]
-    log_path = workdir / "pacsflow-up.log"
-    log(f"starting `pacsflow up` in {settings.home}")
-    proc = spawn([str(PACSFLOW_BIN), "up"], platform_environment(settings), REPO_ROOT, log_path)
-    session = requests.Session()
-    session.auth = (USER, PASSWORD)
-    try:
-        started = time.monotonic()
-        web_url = f"http://127.0.0.1:{settings.http_port}"
-        wait_http_ready(session, f"{web_url}/health", proc, "pacsflow", log_path, 120)
-        airflow = dispatcher_client(settings)
-        wait_until(
-            lambda: airflow_ready(airflow),
-            proc,
-            "pacsflow up",
-            log_path,
-            "Airflow has process_series",
-            args.startup_timeout,
-        )
-        log(f"platform ready in {time.monotonic() - started:.1f} s; warming up with one series")
-        warm_up = Arrival(all_series[0], send(session, f"{web_url}/dicomweb", all_series[0]))
-        wait_all_finished(airflow, [warm_up], args.run_timeout)
+    with running_platform(
+        workdir, NO_RULES, args.quiet, ("process_series",), args.startup_timeout
+    ) as platform:
+        dicomweb = f"{platform.web_url}/dicomweb"
+        log("warming up with one series")
+        warm_up = Arrival(all_series[0], send(platform.web, dicomweb, all_series[0]))
+        wait_all_finished(platform.airflow, [warm_up], args.run_timeout)
         log(f"sending {args.series} series")
         arrivals = []
         for series in all_series[1:]:
-            arrivals.append(Arrival(series, send(session, f"{web_url}/dicomweb", series)))
+            arrivals.append(Arrival(series, send(platform.web, dicomweb, series)))
             time.sleep(args.interval)
-        runs = wait_all_finished(airflow, arrivals, args.run_timeout)
+        runs = wait_all_finished(platform.airflow, arrivals, args.run_timeout)
         measured = [delays(a, runs[a.series.series_uid]) for a in arrivals]
-    finally:
-        session.close()
-        stop_process(proc, "pacsflow up")
     return print_report(args, measured)
 
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # command -> Debian package
-declare -A tools=([storescu]=dcmtk [echoscu]=dcmtk)
+declare -A tools=([storescu]=dcmtk [echoscu]=dcmtk [dciodvfy]=dicom3tools)
 
 missing=()
 for tool in "${!tools[@]}"; do

@@ -66,14 +66,19 @@ class BearerAuth(AuthBase):
         return request
 
 
-def http_session(auth: Auth, retries: int = DEFAULT_RETRIES) -> requests.Session:
+def http_session(
+    auth: Auth, retries: int = DEFAULT_RETRIES, retry_post: bool = False
+) -> requests.Session:
     """A session that retries connection errors, and 5xx answers to GET, with backoff.
 
-    POST is retried only when the connection could not be made (nothing was sent); a STOW
-    that may have reached the server is retried by the caller, instance by instance.
+    POST is retried only when the connection could not be made (nothing was sent), unless
+    ``retry_post`` says the caller's POSTs are idempotent; a STOW that may have reached the
+    server is retried by the caller, instance by instance.
     """
+    methods = Retry.DEFAULT_ALLOWED_METHODS | ({"POST"} if retry_post else set())
     retry = Retry(
         total=retries,
+        allowed_methods=methods,
         connect=retries,
         read=retries,
         status=retries,
@@ -176,6 +181,11 @@ class PacsflowClient:
         url = f"{self.api_url}/remote-aes/{quote(ae_title, safe='')}"
         peer: dict[str, Any] = self._get(url, JSON).json()
         return peer
+
+    def radiomics_parameters(self, name: str) -> str:
+        """The YAML of an uploaded or shipped pyradiomics parameter set; unknown raises 404."""
+        url = f"{self.api_url}/radiomics/parameters/{quote(name, safe='')}"
+        return self._get(url, "application/yaml").content.decode("utf-8")
 
     def retrieve_instance_file(
         self, study_uid: str, series_uid: str, sop_uid: str, into: Path

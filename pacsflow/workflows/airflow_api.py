@@ -6,7 +6,10 @@ from typing import Any
 
 import requests
 
+from pacsflow.operators.client import http_session
+
 TIMEOUT = (5.0, 30.0)
+AIRFLOW_RETRIES = 3
 
 
 class AirflowError(RuntimeError):
@@ -23,7 +26,9 @@ class AirflowClient:
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._credentials = {"username": username, "password": password}
-        self._session = requests.Session()
+        # Airflow on SQLite answers 500 now and then while its database is locked; every
+        # call is safe to repeat (a repeated trigger finds its run id taken: 409).
+        self._session = http_session(None, AIRFLOW_RETRIES, retry_post=True)
         self._token: str | None = None
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

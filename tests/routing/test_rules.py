@@ -58,7 +58,7 @@ def _indent(text: str) -> str:
         ),
         (
             f"match: {{source: mail}}\n{GOOD_ACTIONS}",
-            "field match.source: Input should be 'stow', 'dimse', 'import' or 'workflow'",
+            "field match.source: Input should be 'stow', 'dimse', 'import', 'workflow' or 'manual'",
         ),
         (
             f"match: {{headers: {{BodyPartExamind: CHEST}}}}\n{GOOD_ACTIONS}",

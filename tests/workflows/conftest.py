@@ -1,9 +1,10 @@
 """The platform with a real Airflow: web, Airflow's processes, the dispatcher, a peer.
 
 One per module (starting Airflow takes ~15 s): pacsflow's web server, Airflow's api-server,
-scheduler, dag-processor and triggerer, the dispatcher in a thread, and dcmtk's storescp
-registered as the DICOM peer STORESCP, to which the routing rules of these tests forward
-every CT series. Two kinds: ``local`` (the default: LocalExecutor, everything on SQLite) and
+scheduler, dag-processor and triggerer, the DICOM receiver (accepting any calling AE) and the
+dispatcher in threads, and dcmtk's storescp registered as the DICOM peer STORESCP. The routing
+rules of these tests forward every CT series to it and send segmentations to `radiomics`.
+Two kinds: ``local`` (the default: LocalExecutor, everything on SQLite) and
 ``celery`` (the scale-out path: archive and Airflow on PostgreSQL, CeleryExecutor with the
 machine's Redis as broker and a Celery worker); a module asks for both with
 ``pytest.mark.parametrize("platform", PLATFORM_KINDS, indirect=True)``.
@@ -29,6 +30,7 @@ import requests
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.dispatcher import Dispatcher
 from pacsflow.archive.remote_aes import add_peer
+from pacsflow.receiver import start_receiver
 from pacsflow.settings import Settings, load_settings
 from pacsflow.supervisor import Service
 from pacsflow.workflows.airflow_api import AirflowClient
@@ -50,6 +52,11 @@ rules:
       modality: CT
     actions:
       - forward: {dicom_ae: STORESCP, retries: 1}
+  - name: segmentations-to-radiomics
+    match:
+      sop_class: [Segmentation Storage, RT Structure Set Storage]
+    actions:
+      - trigger: {dag_id: radiomics}
 """
 
 
@@ -157,6 +164,8 @@ def running_platform(root: Path, rules: Path, scale_out: dict[str, object]) -> I
         series_quiet_seconds=QUIET_SECONDS,
         routing=rules,
         airflow_parallelism=2,
+        dicom_port=free_port(),
+        dicom_accept_all_calling_aes=True,
         **scale_out,
     )
     archive = Archive(settings)
@@ -170,8 +179,10 @@ def running_platform(root: Path, rules: Path, scale_out: dict[str, object]) -> I
         with (
             running_storescp(received, DESTINATION, "+B", "-pm", "+xa") as scp_port,
             running_server(settings, logs / "web.log", port=settings.http_port) as web,
+            ExitStack() as threads,
         ):
             add_peer(archive, DESTINATION, host="127.0.0.1", port=scp_port, may_connect=False)
+            threads.callback(start_receiver(settings, archive).stop)
             migrate_airflow(settings)
             for service in stack.services:
                 stack.start(service.name)
@@ -180,9 +191,9 @@ def running_platform(root: Path, rules: Path, scale_out: dict[str, object]) -> I
             dispatcher = Dispatcher(archive, airflow, QUIET_SECONDS)
             thread = threading.Thread(target=dispatcher.run, args=(stopping,), daemon=True)
             thread.start()
+            threads.callback(thread.join, timeout=30)
+            threads.callback(stopping.set)
             yield Platform(settings, archive, web, airflow, stack, received)
-            stopping.set()
-            thread.join(timeout=30)
     finally:
         for name in list(stack.processes):
             stack.stop(name)
