@@ -1,5 +1,6 @@
 # The README's two commands: `make up` runs the platform, `make test` runs every test.
-# Prerequisites: Python 3.11+, Node 20+, make. Everything else is installed from here.
+# Prerequisites: Python 3.11+ with headers, Node 20+, make, a C compiler (README). Everything
+# else is installed from here.
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9

@@ -7,8 +7,6 @@ writes to the database happens under one cross-process lock and is idempotent.
 from __future__ import annotations
 
 import fcntl
-import importlib
-import importlib.util
 import logging
 import os
 import secrets
@@ -27,6 +25,7 @@ from werkzeug.security import check_password_hash
 
 from pacsflow.settings import Settings, load_settings
 from pacsflow.web.api import register_api
+from pacsflow.web.dicomweb import register_dicomweb
 from pacsflow.web.security import RoleName, ensure_roles, init_security
 from pacsflow.web.users import default_email, insert_user
 from pacsflow.workflows.airflow_env import SERVICE_USER, service_password
@@ -38,7 +37,6 @@ ADMIN_PASSWORD_FILE = "admin_password"
 STARTUP_LOCK_FILE = "web-startup.lock"
 # pg_advisory_lock key shared by all pacsflow web workers ("pacsflow" in ASCII, as an int).
 STARTUP_LOCK_KEY = int.from_bytes(b"pacsflow", "big") >> 1
-DICOMWEB_MODULE = "pacsflow.web.dicomweb"
 
 
 class PacsflowIndexView(IndexView):
@@ -169,15 +167,3 @@ def store_admin_password(home: Path, password: str) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
-
-
-def register_dicomweb(app: Flask) -> None:
-    """Mount the DICOMweb blueprint when that package is present (it is developed separately)."""
-    if importlib.util.find_spec(DICOMWEB_MODULE) is None:
-        return
-    module = importlib.import_module(DICOMWEB_MODULE)
-    register = getattr(module, "register_dicomweb", None)
-    if register is None:
-        logger.warning("%s has no register_dicomweb(app); DICOMweb is not mounted", DICOMWEB_MODULE)
-        return
-    register(app)

@@ -69,13 +69,8 @@ class AirflowClient:
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any] | None:
         """The run as Airflow describes it (``state``, ``conf``, dates, ...); None if unknown."""
-        response = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise _error(f"reading run {run_id} of DAG {dag_id}", response)
-        result: dict[str, Any] = response.json()
-        return result
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+        return self._get_if_found(path, f"reading run {run_id} of DAG {dag_id}")
 
     def runs(self, dag_id: str, limit: int = 1000) -> list[dict[str, Any]]:
         """The DAG's newest runs, up to ``limit``."""
@@ -87,11 +82,14 @@ class AirflowClient:
 
     def dag(self, dag_id: str) -> dict[str, Any] | None:
         """The DAG as Airflow describes it (``tags``, ``description``, ...); None if unknown."""
-        response = self._request("GET", f"/api/v2/dags/{dag_id}")
+        return self._get_if_found(f"/api/v2/dags/{dag_id}", f"reading DAG {dag_id}")
+
+    def _get_if_found(self, path: str, doing: str) -> dict[str, Any] | None:
+        response = self._request("GET", path)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
-            raise _error(f"reading DAG {dag_id}", response)
+            raise _error(doing, response)
         result: dict[str, Any] = response.json()
         return result
 

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import re
 import stat
-import sys
-import types
 from pathlib import Path
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Flask
 from flask.testing import FlaskClient
 from web_helpers import ADMIN_PASSWORD, basic, people, start_workers
 
 from pacsflow.settings import load_settings
 from pacsflow.web.app import ADMIN_PASSWORD_FILE, create_app
-from pacsflow.web.security import Permission, require
 from pacsflow.web.users import create_user, list_users
 from pacsflow.workflows.airflow_env import SERVICE_USER
 
@@ -118,47 +114,3 @@ def test_openapi_spec_is_served_to_any_signed_in_user(app: Flask, client: FlaskC
         assert spec["openapi"].startswith("3.")
         assert "/api/v1/security/login" in spec["paths"]
     assert client.get("/api/v1/_openapi").status_code == 401
-
-
-def _fake_dicomweb_module() -> types.ModuleType:
-    """Stand-in for the DICOMweb package, registering one route per permission."""
-    module = types.ModuleType("pacsflow.web.dicomweb")
-    module.__spec__ = importlib.machinery.ModuleSpec("pacsflow.web.dicomweb", None)
-
-    def register_dicomweb(app: Flask) -> None:
-        blueprint = Blueprint("fake_dicomweb", __name__, url_prefix="/dicomweb")
-
-        @blueprint.get("/studies")
-        @require(Permission.READ)
-        def search() -> dict[str, str]:
-            return {"did": "read"}
-
-        app.register_blueprint(blueprint)
-
-    module.register_dicomweb = register_dicomweb  # type: ignore[attr-defined]
-    return module
-
-
-def test_create_app_mounts_dicomweb_when_present(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "pacsflow.web.dicomweb", _fake_dicomweb_module())
-
-    client = create_app(load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD)).test_client()
-
-    assert client.get("/dicomweb/studies").status_code == 401
-    response = client.get("/dicomweb/studies", headers=basic("admin", ADMIN_PASSWORD))
-    assert response.status_code == 200
-    assert response.get_json() == {"did": "read"}
-
-
-def test_create_app_tolerates_dicomweb_without_register_function(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    empty = types.ModuleType("pacsflow.web.dicomweb")
-    empty.__spec__ = importlib.machinery.ModuleSpec("pacsflow.web.dicomweb", None)
-    monkeypatch.setitem(sys.modules, "pacsflow.web.dicomweb", empty)
-
-    app = create_app(load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD))
-
-    assert not any(r.rule.startswith("/dicomweb") for r in app.url_map.iter_rules())

@@ -68,13 +68,25 @@ def phantom_sent(platform: Platform) -> dict[str, Any]:
     return {"image": image, "sr_series": sr_series, "sr_uid": sr_uid}
 
 
+def radiomics_runs(platform: Platform, series_uid: str) -> list[dict[str, Any]]:
+    """The radiomics runs of a series, once none is running any more (the SR is stored
+    before its task, and so its run, is marked done)."""
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        runs = [
+            run
+            for run in platform.airflow.runs("radiomics")
+            if run["conf"]["series_instance_uid"] == series_uid
+        ]
+        if runs and all(run["state"] in ("success", "failed") for run in runs):
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"radiomics of {series_uid} unfinished:\n{platform.stack.tail()}")
+
+
 def test_the_radiomics_run_succeeded(platform: Platform, phantom_sent: dict[str, Any]) -> None:
     rtstruct = pydicom.dcmread(RTSTRUCT, stop_before_pixels=True)
-    runs = [
-        run
-        for run in platform.airflow.runs("radiomics")
-        if run["conf"]["series_instance_uid"] == rtstruct.SeriesInstanceUID
-    ]
+    runs = radiomics_runs(platform, rtstruct.SeriesInstanceUID)
     assert [run["state"] for run in runs] == ["success"], platform.stack.tail()
     assert runs[0]["conf"]["rule"] == "segmentations-to-radiomics"
 
