@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY_PATHS := pacsflow tests dags plugins $(wildcard bench)
 
-.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch bench-radiomics clean
+.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch bench-radiomics bench-search clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,7 +40,7 @@ pytest: $(VENV)/.synced test-tools
 
 # Benchmarks (run as root; see bench/README.md). `make -k bench` runs them all even when
 # one misses a target.
-bench: bench-dicomweb bench-cstore bench-dispatch bench-radiomics
+bench: bench-dicomweb bench-cstore bench-dispatch bench-radiomics bench-search
 
 bench-dicomweb: $(VENV)/.synced
 	$(VENV)/bin/python bench/bench_dicomweb.py
@@ -53,6 +53,9 @@ bench-dispatch: $(VENV)/.synced
 
 bench-radiomics: $(VENV)/.synced
 	$(VENV)/bin/python bench/bench_radiomics.py
+
+bench-search: $(VENV)/.synced
+	$(VENV)/bin/python bench/bench_search.py
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -87,9 +87,9 @@ ORTHANC_REPORTED_DEFAULTS = (
 # What pacsflow has forced to disk when it answers (pacsflow/archive/storage.py and db.py,
 # checked with strace when this was written); it is code, not a setting.
 PACSFLOW_DURABILITY = (
-    "every stored file fsync'd, then its series, study and root directories, before the "
-    "index commit; SQLite index WAL with synchronous=FULL (each commit fsync'd); the "
-    "C-STORE response is sent after both"
+    "every stored file fsync'd, then its series directory (and the study directory and "
+    "storage root when they were just made), before the index commit; SQLite index WAL with "
+    "synchronous=FULL (each commit fsync'd); the C-STORE response is sent after both"
 )
 
 
@@ -252,12 +252,14 @@ def running_pacsflow(
     dicom_port: int,
     startup_timeout: float,
     profile: Path | None,
+    steps: Path | None,
 ) -> Iterator[StoreServer]:
     """`pacsflow web` (to count and delete), then `pacsflow receiver`, on a fresh PACSFLOW_HOME.
 
     Started one after the other, as `pacsflow up` would run them, so that only one of them
     migrates the new index. With ``profile`` the receiver runs under cProfile in every
-    thread (bench/profile_receiver.py) and writes its stats there when stopped.
+    thread (bench/profile_receiver.py) and writes its stats there when stopped; with
+    ``steps`` it times the steps of each C-STORE and writes ms per C-STORE there.
     """
     home = workdir / "home"
     home.mkdir(parents=True)
@@ -283,10 +285,12 @@ def running_pacsflow(
         wait_http_ready(session, f"{base}/health", web, "pacsflow web", web_log, startup_timeout)
 
         receiver_log = workdir / "pacsflow-receiver.log"
-        if profile is None:
-            cmd = [str(PACSFLOW_BIN), "receiver"]
+        instrumented = [f"--stats={profile}"] if profile else []
+        instrumented += [f"--steps={steps}"] if steps else []
+        if instrumented:
+            cmd = [sys.executable, str(PROFILER), *instrumented]
         else:
-            cmd = [sys.executable, str(PROFILER), str(profile)]
+            cmd = [str(PACSFLOW_BIN), "receiver"]
         log(f"starting pacsflow receiver (DICOM {PACSFLOW_AE}@127.0.0.1:{dicom_port}): {cmd}")
         receiver = spawn(cmd, env, REPO_ROOT, receiver_log)
         stack.callback(stop_process, receiver, "pacsflow receiver")
@@ -309,6 +313,7 @@ def running_pacsflow(
                 "`pacsflow receiver` + `pacsflow web`, default settings, fresh home, "
                 "PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES=true"
                 + (f"; PROFILED with cProfile into {profile}" if profile else "")
+                + (f"; C-STORE steps timed into {steps}" if steps else "")
             ),
             durability_note=PACSFLOW_DURABILITY,
             version=pacsflow_version(),
@@ -439,7 +444,12 @@ def store_and_check(
 
 
 def benchmark_server(
-    server: StoreServer, series: Series, repeat: int, warmup: int, logdir: Path
+    server: StoreServer,
+    series: Series,
+    modes: dict[str, int],
+    repeat: int,
+    warmup: int,
+    logdir: Path,
 ) -> dict[str, ModeResult]:
     """Untimed warm-up runs, then `repeat` rounds of every mode, the modes interleaved."""
     logdir.mkdir(parents=True, exist_ok=True)
@@ -447,9 +457,9 @@ def benchmark_server(
         ms, _ = store_and_check(server, series, 1, logdir)
         log(f"{server.name} warm-up #{k + 1} (1 association, untimed): {ms:.0f} ms")
         empty(server, series)
-    results = {mode: ModeResult(Timing([])) for mode in MODES}
+    results = {mode: ModeResult(Timing([])) for mode in modes}
     for k in range(repeat):
-        for mode, associations in MODES.items():
+        for mode, associations in modes.items():
             wall_ms, cpu_ms = store_and_check(server, series, associations, logdir)
             empty(server, series)
             results[mode].wall.samples.append(wall_ms)
@@ -526,7 +536,8 @@ def print_report(
             )
     print()
     rows = []
-    for mode, target in TARGETS.items():
+    for mode in args.modes:
+        target = TARGETS[mode]
         p_result = results.get("pacsflow", {}).get(mode)
         o_result = results.get("Orthanc", {}).get(mode)
         p = p_result.wall if p_result else None
@@ -546,6 +557,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only", choices=["orthanc", "pacsflow"], help="benchmark one server only (no ratios)"
     )
+    parser.add_argument(
+        "--mode",
+        choices=list(MODES),
+        action="append",
+        help="measure only this mode (repeatable; default: all)",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per mode")
     parser.add_argument(
         "--warmup", type=int, default=1, help="untimed runs (1 association) before timing"
@@ -561,14 +578,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="run pacsflow's receiver under cProfile (all threads) and write the stats to "
         "FILE; slows it down, so its numbers are not comparable",
     )
+    parser.add_argument(
+        "--receiver-steps",
+        type=Path,
+        metavar="FILE",
+        help="time the steps of each C-STORE in pacsflow's receiver and write ms per C-STORE "
+        "to FILE when it stops (cheap timers: the run stays comparable)",
+    )
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.slices < 1 or args.warmup < 0:
         parser.error("--repeat and --slices must be positive, --warmup not negative")
     if args.slices < max(MODES.values()):
         parser.error(f"--slices must be at least {max(MODES.values())} (one per association)")
+    args.modes = {mode: MODES[mode] for mode in args.mode or MODES}
     if args.profile_receiver:
         args.profile_receiver = args.profile_receiver.resolve()
+    if args.receiver_steps:
+        args.receiver_steps = args.receiver_steps.resolve()
     return args
 
 
@@ -614,12 +641,18 @@ def main(argv: list[str] | None = None) -> int:
                         args.pacsflow_dicom_port,
                         args.startup_timeout,
                         args.profile_receiver,
+                        args.receiver_steps,
                     )
                 )
                 with context as server:
                     servers[server.name] = server
                     results[server.name] = benchmark_server(
-                        server, series, args.repeat, args.warmup, workdir / f"{name}-storescu"
+                        server,
+                        series,
+                        args.modes,
+                        args.repeat,
+                        args.warmup,
+                        workdir / f"{name}-storescu",
                     )
             except (BenchError, requests.RequestException) as exc:
                 log(f"{name} failed: {exc}")

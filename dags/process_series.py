@@ -1,8 +1,9 @@
 """process_series: what happens to every series once it has arrived (started by the dispatcher).
 
-The routing rules (PACSFLOW_ROUTING) decide: trigger other DAGs with the series in their
-conf, forward the series to DICOM peers or DICOMweb servers. Each action is a mapped task,
-so it shows, fails and re-runs on its own in the Airflow UI.
+The series is indexed for search first; then the routing rules (PACSFLOW_ROUTING) decide:
+trigger other DAGs with the series in their conf, forward the series to DICOM peers or
+DICOMweb servers. Each action is a mapped task, so it shows, fails and re-runs on its own in
+the Airflow UI.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, task
 
 from pacsflow.workflows.task_context import pacsflow_client, run_conf
+
+
+@task
+def index() -> int:
+    with pacsflow_client() as client:
+        return client.index_series(run_conf()["series_instance_uid"])
 
 
 @task
@@ -56,6 +63,7 @@ def forward(action: dict[str, Any]) -> dict[str, Any]:
 )
 def process_series() -> None:
     routed: Any = route()  # an XComArg while the DAG is built, a dict in the tasks
+    index() >> routed
     TriggerDagRunOperator.partial(task_id="trigger").expand_kwargs(triggers(routed))
     forward.expand(action=forwards(routed))
 

@@ -209,6 +209,22 @@ def fsck(verify: bool, remove_orphans: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+def reindex() -> None:
+    """Rebuild the search index from the archive (every stored series)."""
+    from pacsflow.search.indexing import all_series, open_backend
+    from pacsflow.search.indexing import reindex as rebuild
+
+    settings = _settings()
+    archive = Archive(settings)
+    archive.migrate()
+    backend = open_backend(settings, archive)
+    with tqdm(total=len(all_series(archive)), unit="series", desc="reindex") as bar:
+        indexed = rebuild(archive, backend, progress=bar.update)
+    click.echo(f"indexed {indexed} series")
+    archive.close()
+
+
 @main.group()
 def ae() -> None:
     """Manage known DICOM peers: who may connect, and where C-MOVE sends."""

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     airflow_executor: Literal["local", "celery"] = "local"
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     routing: Path | None = None  # empty: the shipped default rules
+    search_url: str = ""  # empty: the embedded search on the archive's database
+    search_username: str = ""
+    search_password: SecretStr | None = None
+    search_ca_certs: Path | None = None
+    search_verify_certs: bool = True
+    search_client_cert: Path | None = None
+    search_client_key: Path | None = None
     series_quiet_seconds: Annotated[float, Field(ge=0)] = 10.0
     admin_password: SecretStr | None = None
     secret_key: SecretStr | None = None
@@ -102,6 +109,13 @@ class Settings(BaseSettings):
     @classmethod
     def _check_ae_title(cls, value: str) -> str:
         return check_ae_title(value)
+
+    @field_validator("search_url")
+    @classmethod
+    def _check_search_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL of an OpenSearch cluster")
+        return value
 
     @field_validator("database_url", "airflow_database_url")
     @classmethod

@@ -1,9 +1,9 @@
 """The one ingest function every way in uses: STOW, the DICOM receiver, import, workflows.
 
-An object arrives as a staged local file. Ingest parses only the header, validates it,
-dedupes by SOP Instance UID, makes the file durable, then indexes it and records an
-arrival in one transaction. It returns only once the object is durable, and on any failure
-leaves nothing behind.
+An object arrives as a staged local file. Ingest parses only the header and validates it;
+then, in one write transaction, dedupes by SOP Instance UID, makes the file durable, and
+indexes it and records an arrival, committing last. It returns only once the object is
+durable, and on any failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import shutil
+import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,12 +25,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_file_meta_info
 from pydicom.tag import BaseTag
 from pydicom.uid import (
-    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -54,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 DEFER_SIZE = 256 * 1024  # values above this stay on disk while parsing
 HEADER_READ = 1024 * 1024  # enough of a bare deflated data set to find its UIDs
+COPY_CHUNK = 1024 * 1024
+FILE_META_VERSION = b"\x00\x01"
 IMPLEMENTATION_CLASS_UID = generate_uid(entropy_srcs=["pacsflow implementation"])
 IMPLEMENTATION_VERSION_NAME = "PACSFLOW_010"
 PIXEL_DATA = 0x7FE00010
@@ -166,9 +167,8 @@ def ingest_many(
                 results[index] = exc
             except OSError as exc:
                 results[index] = _os_error(exc)
-        plans = _plan(archive, prepared, staged, results)
-        if plans:
-            _store(archive, plans, source, results)
+        if prepared:
+            _store(archive, prepared, staged, source, results)
     finally:
         for path in staged:
             path.unlink(missing_ok=True)
@@ -253,22 +253,15 @@ class _Plan:
 
 
 def _plan(
-    archive: Archive,
+    conn: Connection,
+    duplicate_policy: str,
     prepared: dict[int, _Parsed],
     staged: Sequence[Path],
     results: list[IngestResult | IngestError | None],
 ) -> list[_Plan]:
     """Dedupe against the index (one query) and within the batch."""
     uids = [parsed.attributes.sop_instance_uid for parsed in prepared.values()]
-    with archive.engine.connect() as conn:
-        stored = {
-            row.sop_instance_uid: row
-            for row in conn.execute(
-                select(Instance.sop_instance_uid, Instance.digest, Instance.storage_key).where(
-                    Instance.sop_instance_uid.in_(uids)
-                )
-            )
-        }
+    stored = {row.sop_instance_uid: row for row in conn.execute(_FIND_STORED, {"uids": uids})}
     in_batch: dict[str, str] = {}
     plans = []
     for index, parsed in prepared.items():
@@ -279,9 +272,7 @@ def _plan(
         if known_digest == parsed.digest:
             results[index] = _result(Outcome.DUPLICATE, attrs)
             continue
-        if known_digest is not None and (
-            archive.settings.duplicate_policy == "reject" or uid in in_batch
-        ):
+        if known_digest is not None and (duplicate_policy == "reject" or uid in in_batch):
             results[index] = IngestError(
                 StoreStatus.DUPLICATE_SOP_INSTANCE,
                 f"SOP Instance {uid} is already stored with different content; delete it "
@@ -299,44 +290,42 @@ def _plan(
 
 def _store(
     archive: Archive,
-    plans: list[_Plan],
+    prepared: dict[int, _Parsed],
+    staged: Sequence[Path],
     source: Source,
     results: list[IngestResult | IngestError | None],
 ) -> None:
-    """Place and sync the files, then index them; on failure keep none of them."""
+    """Dedupe, place and sync the files, index them; on failure keep none of them.
+
+    All of it in one write transaction: one connection and one lock per request, and no
+    other writer can index the same instance between the lookup and the insert. The
+    commit comes after the files are durable, never before.
+    """
     storage = archive.storage
+    plans: list[_Plan] = []
     placed: list[_Plan] = []
     try:
-        for plan in plans:
-            if not storage.place(plan.staged, plan.key, replace=plan.replaces is not None):
-                # A file without an index row, left by a crash before its commit.
-                storage.place(plan.staged, plan.key, replace=True)
-            placed.append(plan)
-        storage.sync([plan.key for plan in placed])
+        with archive.write_connection() as conn:
+            plans = _plan(conn, archive.settings.duplicate_policy, prepared, staged, results)
+            for plan in plans:
+                if not storage.place(plan.staged, plan.key, replace=plan.replaces is not None):
+                    # A file without an index row, left by a crash before its commit.
+                    storage.place(plan.staged, plan.key, replace=True)
+                placed.append(plan)
+            storage.sync([plan.key for plan in placed])
+            _index_all(conn, plans, source, results)
     except OSError as exc:
         storage.remove([plan.key for plan in placed if plan.replaces is None])
         for plan in plans:
             results[plan.index] = _os_error(exc)
         return
-    try:
-        with archive.write_connection() as conn:
-            for plan in plans:
-                attrs = plan.parsed.attributes
-                try:
-                    with conn.begin_nested():
-                        _index(conn, plan, source)
-                except IntegrityError:
-                    # Another request indexed the same instance meanwhile: it won.
-                    results[plan.index] = _result(Outcome.DUPLICATE, attrs)
-                    continue
-                outcome = Outcome.STORED if plan.replaces is None else Outcome.REPLACED
-                results[plan.index] = _result(outcome, attrs)
     except SQLAlchemyError:
-        logger.exception("indexing %d instances failed; none was kept", len(plans))
-        storage.remove([plan.key for plan in plans if plan.replaces is None])
-        for plan in plans:
-            attrs = plan.parsed.attributes
-            results[plan.index] = IngestError(
+        logger.exception("indexing %d instances failed; none was kept", len(prepared))
+        storage.remove([plan.key for plan in placed if plan.replaces is None])
+        failed = {plan.index for plan in plans} | {i for i in prepared if results[i] is None}
+        for index in failed:
+            attrs = prepared[index].attributes
+            results[index] = IngestError(
                 StoreStatus.PROCESSING_FAILURE,
                 "the archive index could not be updated; the object was not kept",
                 attrs.sop_class_uid,
@@ -344,6 +333,26 @@ def _store(
             )
         return
     storage.remove([p.replaces for p in plans if p.replaces and p.replaces != p.key])
+
+
+def _index_all(
+    conn: Connection,
+    plans: list[_Plan],
+    source: Source,
+    results: list[IngestResult | IngestError | None],
+) -> None:
+    """Index each plan in a savepoint of its own, so one failing keeps the rest."""
+    for plan in plans:
+        attrs = plan.parsed.attributes
+        try:
+            with conn.begin_nested():
+                _index(conn, plan, source)
+        except IntegrityError:
+            # Another request indexed the same instance meanwhile: it won.
+            results[plan.index] = _result(Outcome.DUPLICATE, attrs)
+            continue
+        outcome = Outcome.STORED if plan.replaces is None else Outcome.REPLACED
+        results[plan.index] = _result(outcome, attrs)
 
 
 def _result(outcome: Outcome, attrs: InstanceAttributes) -> IngestResult:
@@ -389,57 +398,87 @@ def _add_file_meta(staged: Path, transfer_syntax_uid: str) -> None:
 
 def _write_part10(source: Path, offset: int, transfer_syntax_uid: str, out_path: Path) -> None:
     """Write File Meta built from the data set, then the data set bytes as they came."""
-    try:
-        ds = _bare_header(source, offset, transfer_syntax_uid)
-        sop_class_uid = check_uid(ds.get("SOPClassUID"), "SOPClassUID")
-        sop_instance_uid = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
-    except InvalidUIDError as exc:
-        raise IngestError(StoreStatus.CANNOT_UNDERSTAND, f"not a DICOM object: {exc}") from exc
-    except Exception as exc:
-        raise IngestError(
-            StoreStatus.CANNOT_UNDERSTAND, "not a DICOM object: no DICM prefix and no data set"
-        ) from exc
-    if not transfer_syntax_uid:
-        implicit, little = ds.original_encoding
-        transfer_syntax_uid = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
-        if not little:
-            raise IngestError(
-                StoreStatus.CANNOT_UNDERSTAND,
-                "a bare big-endian data set needs its transfer syntax; send a Part-10 file",
-            )
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
-    with open(out_path, "wb") as out, open(source, "rb") as body:
-        out.write(b"\x00" * 128 + b"DICM")
-        write_file_meta_info(out, meta, enforce_standard=True)  # type: ignore[arg-type]
+    with open(source, "rb") as body:
         body.seek(offset)
-        shutil.copyfileobj(body, out, 1024 * 1024)
+        try:
+            ds = _bare_header(body, transfer_syntax_uid)
+            sop_class_uid = check_uid(ds.get("SOPClassUID"), "SOPClassUID")
+            sop_instance_uid = check_uid(ds.get("SOPInstanceUID"), "SOPInstanceUID")
+        except InvalidUIDError as exc:
+            raise IngestError(StoreStatus.CANNOT_UNDERSTAND, f"not a DICOM object: {exc}") from exc
+        except Exception as exc:
+            raise IngestError(
+                StoreStatus.CANNOT_UNDERSTAND, "not a DICOM object: no DICM prefix and no data set"
+            ) from exc
+        if not transfer_syntax_uid:
+            implicit, little = ds.original_encoding
+            transfer_syntax_uid = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+            if not little:
+                raise IngestError(
+                    StoreStatus.CANNOT_UNDERSTAND,
+                    "a bare big-endian data set needs its transfer syntax; send a Part-10 file",
+                )
+        body.seek(offset)
+        with open(out_path, "wb") as out:
+            out.write(part10_header(sop_class_uid, sop_instance_uid, transfer_syntax_uid))
+            shutil.copyfileobj(body, out, COPY_CHUNK)
 
 
-def _bare_header(source: Path, offset: int, transfer_syntax_uid: str) -> Dataset:
-    """The first elements of a bare data set, up to its SOP Instance UID.
+def part10_header(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
+    """Preamble, DICM prefix and the File Meta group of PS3.10 7.1, encoded directly.
+
+    The elements and their VRs are fixed, so this is a few byte strings joined, where
+    pydicom's writer builds and validates a data set first (~0.2 ms, on every C-STORE).
+    """
+    elements = b"".join(
+        (
+            _meta_element(0x0001, b"OB", FILE_META_VERSION),
+            _meta_element(0x0002, b"UI", _uid_value(sop_class_uid)),
+            _meta_element(0x0003, b"UI", _uid_value(sop_instance_uid)),
+            _meta_element(0x0010, b"UI", _uid_value(transfer_syntax_uid)),
+            _meta_element(0x0012, b"UI", _uid_value(IMPLEMENTATION_CLASS_UID)),
+            _meta_element(0x0013, b"SH", _text_value(IMPLEMENTATION_VERSION_NAME)),
+        )
+    )
+    group_length = _meta_element(0x0000, b"UL", struct.pack("<I", len(elements)))
+    return b"\x00" * 128 + b"DICM" + group_length + elements
+
+
+def _meta_element(element: int, vr: bytes, value: bytes) -> bytes:
+    """One (0002,eeee) element in Explicit VR Little Endian (PS3.5 7.1.2)."""
+    if vr == b"OB":
+        return struct.pack("<HH2sHI", 0x0002, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
+
+
+def _uid_value(uid: str) -> bytes:
+    value = uid.encode("ascii")
+    return value + b"\x00" * (len(value) % 2)
+
+
+def _text_value(text: str) -> bytes:
+    value = text.encode("ascii")
+    return value + b" " * (len(value) % 2)
+
+
+def _bare_header(body: BinaryIO, transfer_syntax_uid: str) -> Dataset:
+    """The first elements of the bare data set at ``body``'s position, to its SOP Instance UID.
 
     Without a transfer syntax the encoding is detected, which needs the data set to
-    start the file (``offset`` 0).
+    start the file (offset 0).
     """
-    with open(source, "rb") as f:
-        f.seek(offset)
-        if not transfer_syntax_uid:
-            return dcmread(f, force=True, stop_before_pixels=True, defer_size=1024)
-        stream: BinaryIO = f
-        if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
-            inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-            stream = io.BytesIO(inflater.decompress(f.read(HEADER_READ), HEADER_READ))
-        return read_dataset(
-            stream,
-            is_implicit_VR=transfer_syntax_uid == ImplicitVRLittleEndian,
-            is_little_endian=transfer_syntax_uid != ExplicitVRBigEndian,
-            stop_when=_past_sop_instance_uid,
-        )
+    if not transfer_syntax_uid:
+        return dcmread(body, force=True, stop_before_pixels=True, defer_size=1024)
+    stream = body
+    if transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        stream = io.BytesIO(inflater.decompress(body.read(HEADER_READ), HEADER_READ))
+    return read_dataset(
+        stream,
+        is_implicit_VR=transfer_syntax_uid == ImplicitVRLittleEndian,
+        is_little_endian=transfer_syntax_uid != ExplicitVRBigEndian,
+        stop_when=_past_sop_instance_uid,
+    )
 
 
 def _past_sop_instance_uid(tag: BaseTag, _vr: str | None, _length: int) -> bool:
@@ -448,33 +487,8 @@ def _past_sop_instance_uid(tag: BaseTag, _vr: str | None, _length: int) -> bool:
 
 def _parse(path: Path, size: int) -> _Parsed:
     """Read the header (large values stay on disk) and validate what the index needs."""
-    try:
-        ds = dcmread(path, defer_size=DEFER_SIZE)
-        transfer_syntax_uid = check_uid(
-            ds.file_meta.get("TransferSyntaxUID"), "TransferSyntaxUID (File Meta)"
-        )
-        deflated = transfer_syntax_uid == DeflatedExplicitVRLittleEndian
-        if not deflated:
-            _check_complete(ds, size)
-        pixel = ds.get_item(PIXEL_DATA, keep_deferred=True)
-    except IngestError:
-        raise
-    except InvalidUIDError as exc:
-        raise IngestError(StoreStatus.CANNOT_UNDERSTAND, str(exc)) from exc
-    except Exception as exc:
-        raise IngestError(
-            StoreStatus.CANNOT_UNDERSTAND,
-            f"not a readable DICOM object ({type(exc).__name__}: {str(exc)[:200]})",
-        ) from exc
-    try:
-        attrs = InstanceAttributes.from_dataset(ds)
-    except InvalidUIDError as exc:
-        raise IngestError(
-            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
-            str(exc),
-            str(ds.get("SOPClassUID", "")),
-            str(ds.get("SOPInstanceUID", "")),
-        ) from exc
+    ds, transfer_syntax_uid = _read_header(path, size)
+    attrs = _attributes(ds)
     media_uid = str(ds.file_meta.get("MediaStorageSOPInstanceUID", attrs.sop_instance_uid))
     if media_uid.rstrip("\x00 ") != attrs.sop_instance_uid:
         # A sender's bug seen in real files: the data set is authoritative, keep it as sent.
@@ -484,14 +498,55 @@ def _parse(path: Path, size: int) -> _Parsed:
             attrs.sop_instance_uid,
         )
     offset, length = None, None
-    if isinstance(pixel, RawDataElement) and not deflated:
+    pixel = ds.get_item(PIXEL_DATA, keep_deferred=True)
+    if isinstance(pixel, RawDataElement) and transfer_syntax_uid != DeflatedExplicitVRLittleEndian:
         offset = pixel.value_tell
         length = -1 if pixel.length == UNDEFINED_LENGTH else pixel.length
-    path_json = instance_path(
+    metadata = _metadata(ds, attrs)
+    digest = dataset_digest(path, ds.file_meta.get("FileMetaInformationGroupLength"))
+    return _Parsed(attrs, transfer_syntax_uid, digest, size, offset, length, metadata)
+
+
+def _read_header(path: Path, size: int) -> tuple[Dataset, str]:
+    """The parsed header and its transfer syntax, or CANNOT_UNDERSTAND."""
+    try:
+        ds = dcmread(path, defer_size=DEFER_SIZE)
+        transfer_syntax_uid = check_uid(
+            ds.file_meta.get("TransferSyntaxUID"), "TransferSyntaxUID (File Meta)"
+        )
+        if transfer_syntax_uid != DeflatedExplicitVRLittleEndian:
+            _check_complete(ds, size)
+    except IngestError:
+        raise
+    except InvalidUIDError as exc:
+        raise IngestError(StoreStatus.CANNOT_UNDERSTAND, str(exc)) from exc
+    except Exception as exc:
+        raise IngestError(
+            StoreStatus.CANNOT_UNDERSTAND,
+            f"not a readable DICOM object ({type(exc).__name__}: {str(exc)[:200]})",
+        ) from exc
+    return ds, transfer_syntax_uid
+
+
+def _attributes(ds: Dataset) -> InstanceAttributes:
+    try:
+        return InstanceAttributes.from_dataset(ds)
+    except InvalidUIDError as exc:
+        raise IngestError(
+            StoreStatus.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            str(exc),
+            str(ds.get("SOPClassUID", "")),
+            str(ds.get("SOPInstanceUID", "")),
+        ) from exc
+
+
+def _metadata(ds: Dataset, attrs: InstanceAttributes) -> str:
+    """The instance's DICOM JSON, or CANNOT_UNDERSTAND naming what could not be decoded."""
+    path = instance_path(
         attrs.study_instance_uid, attrs.series_instance_uid, attrs.sop_instance_uid
     )
     try:
-        metadata = dumps(dicom_json(ds, path_json))
+        return dumps(dicom_json(ds, path))
     except Exception as exc:
         raise IngestError(
             StoreStatus.CANNOT_UNDERSTAND,
@@ -499,15 +554,6 @@ def _parse(path: Path, size: int) -> _Parsed:
             attrs.sop_class_uid,
             attrs.sop_instance_uid,
         ) from exc
-    return _Parsed(
-        attrs,
-        transfer_syntax_uid,
-        dataset_digest(path, ds.file_meta.get("FileMetaInformationGroupLength")),
-        size,
-        offset,
-        length,
-        metadata,
-    )
 
 
 def _check_complete(ds: Dataset, size: int) -> None:
@@ -535,20 +581,22 @@ def dataset_digest(path: Path, meta_group_length: int | None) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         f.seek(offset)
-        while chunk := f.read(1024 * 1024):
+        while chunk := f.read(COPY_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 # Built once: constructing statements costs more than running them on this hot path.
-_FIND_SERIES = select(Series.id, Series.study_fk).where(
-    Series.series_instance_uid == bindparam("series_uid")
+_FIND_STORED = select(Instance.sop_instance_uid, Instance.digest, Instance.storage_key).where(
+    Instance.sop_instance_uid.in_(bindparam("uids", expanding=True))
 )
 _INSERT_INSTANCE = insert(Instance)
+# Counts the instance and finds its series in one statement; no row: a new series.
 _COUNT_SERIES_INSTANCE = (
     update(Series)
-    .where(Series.id == bindparam("series_fk"))
+    .where(Series.series_instance_uid == bindparam("series_uid"))
     .values(number_of_instances=Series.number_of_instances + 1, updated_at=func.now())
+    .returning(Series.id, Series.study_fk)
 )
 _COUNT_STUDY_INSTANCE = (
     update(Study)
@@ -583,13 +631,15 @@ def _index(conn: Connection, plan: _Plan, source: Source) -> None:
     parsed, attrs = plan.parsed, plan.parsed.attributes
     if plan.replaces is not None:
         remove_instances(conn, [attrs.sop_instance_uid])
-    known = conn.execute(_FIND_SERIES, {"series_uid": attrs.series_instance_uid}).first()
-    if known is not None:
-        series_fk, study_fk, new_series = known.id, known.study_fk, False
-    else:
+    series = {"series_uid": attrs.series_instance_uid}
+    counted = conn.execute(_COUNT_SERIES_INSTANCE, series).first()
+    new_series = False
+    if counted is None:
         patient_fk, _ = upsert(conn, Patient, attrs.patient)
         study_fk, _ = upsert(conn, Study, {**attrs.study, "patient_fk": patient_fk})
-        series_fk, new_series = upsert(conn, Series, {**attrs.series, "study_fk": study_fk})
+        _, new_series = upsert(conn, Series, {**attrs.series, "study_fk": study_fk})
+        counted = conn.execute(_COUNT_SERIES_INSTANCE, series).one()
+    series_fk, study_fk = counted.id, counted.study_fk
     conn.execute(
         _INSERT_INSTANCE,
         {
@@ -604,7 +654,6 @@ def _index(conn: Connection, plan: _Plan, source: Source) -> None:
             "metadata_json": parsed.metadata_json,
         },
     )
-    conn.execute(_COUNT_SERIES_INSTANCE, {"series_fk": series_fk})
     conn.execute(_COUNT_STUDY_INSTANCE, {"study_fk": study_fk, "new_series": int(new_series)})
     modality = attrs.series["modality"]
     if modality and new_series:

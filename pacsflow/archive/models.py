@@ -11,18 +11,22 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Connection,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    desc,
     func,
     select,
 )
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -151,18 +155,25 @@ NATURAL_KEYS: dict[type[Base], tuple[str, ...]] = {
 def upsert(conn: Connection, model: type[Base], values: dict[str, Any]) -> tuple[int, bool]:
     """Insert a row unless its natural key exists; return its id and whether it was new.
 
-    ON CONFLICT DO NOTHING makes concurrent ingests of a new study safe on both databases.
+    ON CONFLICT DO NOTHING makes concurrent ingests of a new study safe on both databases;
+    RETURNING tells whether this insert made the row (the rowcount of an insert on
+    PostgreSQL is -1, which said "new" even when another transaction had made it).
     """
     keys = NATURAL_KEYS[model]
     insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    result = conn.execute(
-        insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
-    )
     table = model.__table__
+    inserted = conn.execute(
+        insert(model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .returning(table.c.id)
+    ).scalar()
+    if inserted is not None:
+        return inserted, True
     row_id = conn.execute(
         select(table.c.id).where(*(table.c[key] == values[key] for key in keys))
     ).scalar_one()
-    return row_id, bool(result.rowcount)  # type: ignore[attr-defined]
+    return row_id, False
 
 
 class RemoteAE(Base):
@@ -176,3 +187,129 @@ class RemoteAE(Base):
     port: Mapped[int | None] = mapped_column(Integer)
     may_connect: Mapped[bool] = mapped_column(default=True)
     description: Mapped[str] = mapped_column(String(255), default="")
+
+
+# -- the embedded search backend (pacsflow.search.sql) ------------------------------------------
+
+# Search keys compare by code point on both databases, as OpenSearch keywords do, and on
+# PostgreSQL a LIKE 'prefix%' can use their btree indexes.
+SEARCH_KEY = Text().with_variant(Text(collation="C"), "postgresql")
+SEARCH_UID = String(64).with_variant(String(64, collation="C"), "postgresql")
+SEARCH_DATE = String(10)  # YYYY-MM-DD
+SEARCH_DATETIME = String(27)  # YYYY-MM-DDTHH:MM:SS.ffffffZ, fixed width so it sorts as it compares
+
+
+class SearchDocument(Base):
+    """A series document (pacsflow.search.model) as given; search hits return it unchanged."""
+
+    __tablename__ = "search_documents"
+    __table_args__ = (
+        Index(
+            "ix_search_documents_document",
+            "document",
+            postgresql_using="gin",
+            postgresql_ops={"document": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    series_instance_uid: Mapped[str] = mapped_column(SEARCH_UID, primary_key=True)
+    study_instance_uid: Mapped[str | None] = mapped_column(SEARCH_UID, index=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
+    indexed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class SearchFields(Base):
+    """A document's scalar fields as columns, so filters, sorts and facets read no JSON.
+
+    Narrow on purpose: a facet over every series scans this table or its indexes, never the
+    documents. Person names are folded (case and accents removed) per component; dates and
+    date-times are ISO strings, which sort as they compare. ``words`` holds the folded words
+    of the text fields: a tsvector on PostgreSQL; on SQLite the text that the FTS5 table
+    ``search_text`` indexes, kept in step by triggers (migration 0004).
+    """
+
+    __tablename__ = "search_fields"
+    __table_args__ = (
+        # The default sort: newest arrival first, then SeriesInstanceUID.
+        Index(
+            "ix_search_fields_recent", desc("arrived_at").nulls_last(), "series_instance_uid"
+        ).ddl_if(dialect="postgresql"),
+        Index("ix_search_fields_recent", desc("arrived_at"), "series_instance_uid").ddl_if(
+            dialect="sqlite"
+        ),
+        Index("ix_search_fields_words", "words", postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
+
+    # INTEGER on SQLite, the rowid itself (and the FTS5 rowid); reindexing consumes ids.
+    doc_id: Mapped[int] = mapped_column(
+        Integer().with_variant(BigInteger(), "postgresql"), primary_key=True
+    )
+    series_instance_uid: Mapped[str] = mapped_column(
+        SEARCH_UID,
+        ForeignKey("search_documents.series_instance_uid", ondelete="CASCADE"),
+        unique=True,
+    )
+    study_instance_uid: Mapped[str | None] = mapped_column(SEARCH_UID, index=True)
+    patient_id: Mapped[str | None] = mapped_column(SEARCH_KEY, index=True)
+    patient_name: Mapped[str | None] = mapped_column(SEARCH_KEY, index=True)
+    patient_family_name: Mapped[str | None] = mapped_column(SEARCH_KEY, index=True)
+    patient_given_name: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    patient_middle_name: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    patient_name_prefix: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    patient_name_suffix: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    patient_birth_date: Mapped[str | None] = mapped_column(SEARCH_DATE)
+    patient_sex: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    study_date: Mapped[str | None] = mapped_column(SEARCH_DATE, index=True)
+    study_date_time: Mapped[str | None] = mapped_column(SEARCH_DATETIME)
+    study_description: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    accession_number: Mapped[str | None] = mapped_column(SEARCH_KEY, index=True)
+    study_id: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    referring_physician_name: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    referring_physician_family_name: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    referring_physician_given_name: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    referring_physician_middle_name: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    referring_physician_name_prefix: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    referring_physician_name_suffix: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    modality: Mapped[str | None] = mapped_column(SEARCH_KEY, index=True)
+    series_number: Mapped[float | None] = mapped_column(Float)
+    series_description: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    body_part_examined: Mapped[str | None] = mapped_column(SEARCH_KEY, index=True)
+    series_date: Mapped[str | None] = mapped_column(SEARCH_DATE)
+    manufacturer: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    number_of_instances: Mapped[float | None] = mapped_column(Float)
+    slice_position_min: Mapped[float | None] = mapped_column(Float)
+    slice_position_max: Mapped[float | None] = mapped_column(Float)
+    acquisition_date_time_min: Mapped[str | None] = mapped_column(SEARCH_DATETIME)
+    acquisition_date_time_max: Mapped[str | None] = mapped_column(SEARCH_DATETIME)
+    arrived_at: Mapped[str | None] = mapped_column(SEARCH_DATETIME)
+    source_kind: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    source_ae: Mapped[str | None] = mapped_column(SEARCH_KEY)
+    words: Mapped[Any] = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"))
+
+
+class SearchKeyword(Base):
+    """One value of a list field (Project, AnnotationLabels, ...) of a document."""
+
+    __tablename__ = "search_keywords"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    field: Mapped[str] = mapped_column(SEARCH_KEY, primary_key=True)
+    value: Mapped[str] = mapped_column(SEARCH_KEY, primary_key=True)
+    doc_id: Mapped[int] = mapped_column(
+        ForeignKey("search_fields.doc_id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SearchNumber(Base):
+    """One value of a numeric list (``radiomics.<feature>``) of a document."""
+
+    __tablename__ = "search_numbers"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    field: Mapped[str] = mapped_column(SEARCH_KEY, primary_key=True)
+    value: Mapped[float] = mapped_column(Float, primary_key=True)
+    doc_id: Mapped[int] = mapped_column(
+        ForeignKey("search_fields.doc_id", ondelete="CASCADE"), primary_key=True, index=True
+    )

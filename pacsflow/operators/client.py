@@ -187,6 +187,23 @@ class PacsflowClient:
         url = f"{self.api_url}/radiomics/parameters/{quote(name, safe='')}"
         return self._get(url, "application/yaml").content.decode("utf-8")
 
+    def index_series(self, series_uid: str) -> int:
+        """Bring the series' search document up to date (and those its reports measured)."""
+        series_uid = check_uid(series_uid, "SeriesInstanceUID")
+        return self._indexed(f"{self.api_url}/search/series/{series_uid}", self.timeout)
+
+    def reindex(self, timeout: tuple[float, float]) -> int:
+        """Rebuild the whole search index (admin); ``timeout`` must allow for all of it."""
+        return self._indexed(f"{self.api_url}/search/reindex", timeout)
+
+    def _indexed(self, url: str, timeout: tuple[float, float]) -> int:
+        try:
+            response = self.session.post(url, headers={"Accept": JSON}, timeout=timeout)
+        except requests.RequestException as error:
+            raise PacsflowError("POST", url, None, str(error)) from error
+        _raise_for_status(response)
+        return int(response.json()["indexed"])
+
     def retrieve_instance_file(
         self, study_uid: str, series_uid: str, sop_uid: str, into: Path
     ) -> Path:

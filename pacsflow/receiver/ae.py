@@ -25,10 +25,15 @@ def configure_pynetdicom() -> None:
     Unrestricted storage: accept every storage SOP class, including private ones and ones
     newer than pynetdicom (contexts are still narrowed per association, see
     :func:`pacsflow.receiver.syntaxes.restrict_storage_contexts`). Chunked receive: spool
-    each data set to a file instead of holding it in memory.
+    each data set to a file instead of holding it in memory. pynetdicom's own event logging
+    only when its logger shows DEBUG: otherwise it formats PDU and DIMSE dumps that are
+    dropped, and logs a line per C-STORE at INFO, where the receiver logs one per
+    association (:mod:`pacsflow.receiver.association_log`).
     """
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     _config.STORE_RECV_CHUNKED_DATASET = True
+    debugging = logging.getLogger("pynetdicom").isEnabledFor(logging.DEBUG)
+    _config.LOG_HANDLER_LEVEL = "standard" if debugging else "none"
     # pynetdicom logs query identifiers (names, IDs) at INFO otherwise: no PHI in logs.
     _config.LOG_REQUEST_IDENTIFIERS = False
     _config.LOG_RESPONSE_IDENTIFIERS = False
@@ -58,6 +63,7 @@ def build_ae(settings: Settings) -> AE:
 
 def event_handlers(archive: Archive, log: AssociationLog) -> EventHandlers:
     return [
+        (evt.EVT_CONN_OPEN, handlers.handle_connection_opened, []),
         (evt.EVT_REQUESTED, handlers.handle_requested, [archive]),
         (evt.EVT_ACCEPTED, handlers.handle_accepted, [log]),
         (evt.EVT_DATA_RECV, handlers.handle_data_received, [log]),

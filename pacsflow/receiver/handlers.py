@@ -19,6 +19,7 @@ from pacsflow.receiver.association_log import AssociationLog, Ending, StoreOutco
 from pacsflow.receiver.enum import EchoStatus, RejectReason, RejectResult, RejectSource
 from pacsflow.receiver.status import failure_status
 from pacsflow.receiver.syntaxes import restrict_storage_contexts
+from pacsflow.receiver.transport import wait_instead_of_polling
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ def _reject(event: evt.Event, result: RejectResult, reason: RejectReason) -> Non
     assoc.acse.send_reject(result, RejectSource.SERVICE_USER, reason)
     evt.trigger(assoc, evt.EVT_REJECTED, {})
     assoc.kill()
+
+
+def handle_connection_opened(event: evt.Event) -> None:
+    """Before the association starts: its loops wait for work instead of polling."""
+    wait_instead_of_polling(event.assoc)
 
 
 def handle_accepted(event: evt.Event, log: AssociationLog) -> None:

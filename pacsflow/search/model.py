@@ -15,6 +15,7 @@ Queries address fields by dotted path: ``Modality``, ``PatientName.FamilyName``,
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Protocol
@@ -81,6 +82,19 @@ TEXT_FIELDS = (
     "SeriesDescription",
     "AnnotationLabels",
 )
+
+
+# asciifolding also folds these letters, which Unicode decomposition leaves alone.
+_FOLD_EXTRA = str.maketrans(
+    {"ß": "ss", "æ": "ae", "ø": "o", "œ": "oe", "đ": "d", "ł": "l", "þ": "th", "ı": "i"}
+)
+
+
+def fold(value: str) -> str:
+    """Lower case without accents: how person names and words compare in every backend
+    (OpenSearch's lowercase and asciifolding filters)."""
+    decomposed = unicodedata.normalize("NFKD", value.lower().translate(_FOLD_EXTRA))
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 # -------------------------------------------------------------------- query model
@@ -212,4 +226,8 @@ class SearchBackend(Protocol):
     def search(self, request: SearchRequest) -> SearchResult: ...
 
     def clear(self) -> None:
-        """Remove every document (before a full reindex)."""
+        """Remove every document."""
+
+    def reindex(self, documents: Iterable[dict[str, Any]]) -> int:
+        """Replace every document by ``documents`` (streamed); searches keep answering from
+        the old documents until the new ones are in place. Return how many."""

@@ -6,13 +6,15 @@ import errno
 import io
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.dataset import FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -286,6 +288,43 @@ def test_stage_dataset_takes_the_data_set_after_an_offset(archive: Archive) -> N
     meta = pydicom.dcmread(io.BytesIO(stored), stop_before_pixels=True).file_meta
     assert meta.ImplementationClassUID == ingest_module.IMPLEMENTATION_CLASS_UID
     assert meta.MediaStorageSOPInstanceUID == pydicom.dcmread(CT).SOPInstanceUID
+
+
+def test_concurrent_ingests_of_a_new_series(archive: Archive) -> None:
+    """Threads storing one new series at once: each instance once, the counts right."""
+    template = pydicom.dcmread(CT)
+    template.SeriesInstanceUID = pydicom.uid.generate_uid()
+    bodies = []
+    for _ in range(12):
+        template.SOPInstanceUID = pydicom.uid.generate_uid()
+        bodies.append(encoded(template))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(lambda body: store(archive, body), bodies))
+    assert outcomes == [Outcome.STORED] * len(bodies)
+    with archive.sessions() as session:
+        series = session.execute(select(Series)).scalar_one()
+        study = session.execute(select(Study)).scalar_one()
+    assert series.number_of_instances == len(bodies)
+    assert (study.number_of_series, study.number_of_instances) == (1, len(bodies))
+    assert len(list(archive.storage.iter_keys())) == len(bodies)
+
+
+@pytest.mark.parametrize("instance_uid", ["1.2.3.4", "1.2.3.45"])  # odd and even lengths
+def test_part10_header_is_what_pydicom_writes(instance_uid: str) -> None:
+    """The File Meta is encoded by hand for speed; it must be pydicom's, byte for byte."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = pydicom.uid.CTImageStorage
+    meta.MediaStorageSOPInstanceUID = instance_uid
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    meta.ImplementationClassUID = ingest_module.IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = ingest_module.IMPLEMENTATION_VERSION_NAME
+    expected = DicomBytesIO()
+    expected.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(expected, meta, enforce_standard=True)
+    header = ingest_module.part10_header(
+        pydicom.uid.CTImageStorage, instance_uid, pydicom.uid.ExplicitVRLittleEndian
+    )
+    assert header == expected.getvalue()
 
 
 def test_recovery_removes_what_a_crash_placed_but_never_indexed(archive: Archive) -> None:

@@ -101,6 +101,13 @@ def test_a_stowed_series_is_processed_and_forwarded(platform: Platform) -> None:
     assert conf["sop_class_uids"] == [first.SOPClassUID]
     assert conf["instances"] == len(CT_SERIES) == conf["series_instances"]
     assert conf["source"]["kind"] == "stow" and conf["source"]["username"] == "admin"
+    searched = platform.web.session().get(
+        f"{platform.web.url}/api/v1/search",
+        params={"SeriesInstanceUID": first.SeriesInstanceUID},
+        timeout=30,
+    )
+    (hit,) = searched.json()["hits"]  # indexed by the run's first task
+    assert hit["NumberOfInstances"] == len(CT_SERIES) and hit["SourceKind"] == "stow"
     for original in originals:
         uid = pydicom.dcmread(BytesIO(original)).SOPInstanceUID
         (received,) = platform.received.glob(f"*.{uid}")

@@ -8,13 +8,21 @@ URL_PREFIX = "/api/v1"
 
 
 def register_api(app: Flask) -> None:
-    from pacsflow.web.api import me, radiomics, radiomics_parameters, remote_aes, workflows
+    from pacsflow.web.api import (
+        me,
+        radiomics,
+        radiomics_parameters,
+        remote_aes,
+        search,
+        workflows,
+    )
 
     blueprint = Blueprint("api", __name__, url_prefix=URL_PREFIX)
     me.register(blueprint)
     radiomics.register(blueprint)
     radiomics_parameters.register(blueprint)
     remote_aes.register(blueprint)
+    search.register(blueprint)
     workflows.register(blueprint)
     app.register_blueprint(blueprint)
 

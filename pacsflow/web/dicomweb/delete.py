@@ -7,6 +7,8 @@ from http import HTTPStatus
 
 from flask import Blueprint, Response, jsonify
 
+from pacsflow.search.indexing import refresh, study_series
+from pacsflow.web.api.search import backend as search_backend
 from pacsflow.web.dicomweb.common import DicomwebError, archive
 from pacsflow.web.security import Permission, require
 
@@ -15,10 +17,12 @@ logger = logging.getLogger(__name__)
 
 @require(Permission.DELETE)
 def delete_resource(study: str, series: str | None = None, instance: str | None = None) -> Response:
+    touched = [series] if series is not None else study_series(archive(), study)
     deleted = archive().delete(study, series, instance)
     if not deleted:
         raise DicomwebError(HTTPStatus.NOT_FOUND, "no such study, series or instance")
     logger.info("deleted %d instances of study %s", deleted, study)
+    refresh(archive(), search_backend(), touched)  # documents of series gone are removed
     return jsonify({"deleted_instances": deleted})
 
 
