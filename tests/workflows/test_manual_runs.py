@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import func, select
 
+from pacsflow.archive.models import Series
 from pacsflow.web.app import create_app
 from pacsflow.web.users import create_user
 from tests.workflows.conftest import Platform
@@ -122,3 +124,24 @@ def test_a_viewer_cannot_start_runs(platform: Platform, users: dict[str, request
     )
     assert response.status_code == 403
     assert not [run_id for run_id in run_ids(platform) if run_id.startswith(f"manual__{known}")]
+
+
+def test_the_reindex_dag_rebuilds_the_search_index(platform: Platform) -> None:
+    """Run by an operator in Airflow (not user-runnable): every stored series is found after."""
+    stored_series(platform, 1)
+    run_id = f"test-reindex-{time.time_ns()}"
+    assert platform.airflow.trigger("reindex", run_id, {}) is True
+    deadline = time.monotonic() + RUN_SECONDS
+    while (run := platform.airflow.run("reindex", run_id)) is None or run["state"] not in (
+        "success",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, platform.stack.tail()
+        time.sleep(1)
+    assert run["state"] == "success", platform.stack.tail()
+    with platform.archive.engine.connect() as conn:
+        stored = conn.scalar(select(func.count()).select_from(Series))
+    answer = platform.web.session().get(
+        f"{platform.web.url}/api/v1/search", params={"limit": 0}, timeout=30
+    )
+    assert answer.json()["total"] == stored
