@@ -7,12 +7,12 @@ reports, for REST and for search: no second copy of the numbers is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pydicom
 from pydicom import Dataset
 from pydicom.uid import Comprehensive3DSRStorage, ComprehensiveSRStorage, EnhancedSRStorage
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.models import Instance, Series
@@ -30,18 +30,32 @@ def series_reports(archive: Archive, series_uid: str) -> list[Dataset] | None:
         )
         if study_fk is None:
             return None
-        keys = conn.scalars(
-            select(Instance.storage_key)
-            .join(Series, Instance.series_fk == Series.id)
-            .where(Series.study_fk == study_fk, Instance.sop_class_uid.in_(REPORT_CLASSES))
-            .order_by(Instance.id)
-        ).all()
+        keys = conn.scalars(_report_keys().where(Series.study_fk == study_fk)).all()
+    return [report for report in _read(archive, keys) if concerns(report, series_uid)]
+
+
+def own_reports(archive: Archive, series_uid: str) -> list[Dataset]:
+    """The measurement reports stored in the series itself (none for an image series, which
+    is told from the index without opening a file)."""
+    with archive.engine.connect() as conn:
+        keys = conn.scalars(_report_keys().where(Series.series_instance_uid == series_uid)).all()
+    return _read(archive, keys)
+
+
+def _report_keys() -> Select[str]:
+    return (
+        select(Instance.storage_key)
+        .join(Series, Instance.series_fk == Series.id)
+        .where(Instance.sop_class_uid.in_(REPORT_CLASSES))
+        .order_by(Instance.id)
+    )
+
+
+def _read(archive: Archive, keys: Sequence[str]) -> list[Dataset]:
     reports: list[Dataset] = []
     for key in keys:
         with archive.storage.open(key) as fp:
-            report = pydicom.dcmread(fp)
-        if concerns(report, series_uid):
-            reports.append(report)
+            reports.append(pydicom.dcmread(fp))
     return reports
 
 

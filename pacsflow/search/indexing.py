@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.models import Arrival, Instance, Series, Study
-from pacsflow.archive.reports import evidence_series, series_reports
+from pacsflow.archive.reports import evidence_series, own_reports, series_reports
 from pacsflow.search.document import radiomics_values, series_document
 from pacsflow.search.model import SearchBackend
 from pacsflow.settings import Settings
@@ -86,9 +86,8 @@ def affected_series(archive: Archive, series_uids: Iterable[str]) -> list[str]:
     """``series_uids`` and, for the measurement reports among them, the series they measured."""
     affected = dict.fromkeys(series_uids)
     for uid in list(affected):
-        for report in series_reports(archive, uid) or []:
-            if report.SeriesInstanceUID == uid:
-                affected.update(dict.fromkeys(evidence_series(report)))
+        for report in own_reports(archive, uid):
+            affected.update(dict.fromkeys(evidence_series(report)))
     return list(affected)
 
 

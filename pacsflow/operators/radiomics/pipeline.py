@@ -154,9 +154,13 @@ def compute_and_store(
     parameters = resolve_parameters(client, request.parameters, workdir / "parameters")
     digest = parameters_digest(parameters)
     results = []
+    volumes: dict[tuple[str, ...], ImageVolume] = {}  # segmentations of one series share it
     for segmentation in segmentations(client, request, workdir / "segmentation"):
         references = references_of(segmentation)
-        volume = image_volume(client, references, workdir / "images", request.resample)
+        series = tuple(references.series_instance_uids)
+        if series not in volumes:
+            volumes[series] = image_volume(client, references, workdir / "images", request.resample)
+        volume = volumes[series]
         regions = region_masks(segmentation, volume)
         features = [extract_features(volume, region, parameters) for region in regions]
         sr = measurement_report(volume, regions, features, request.parameters, digest)
