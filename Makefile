@@ -9,7 +9,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY_PATHS := pacsflow tests dags plugins $(wildcard bench)
 
-.PHONY: up test test-tools lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch bench-radiomics bench-search clean
+.PHONY: up test test-tools viewer lint typecheck pytest bench bench-dicomweb bench-cstore bench-dispatch bench-radiomics bench-search clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -19,13 +19,21 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-up: $(VENV)/.synced
+# OHIF, fetched from npm by viewer/fetch.sh; its index.html is the stamp (dist is put in place whole).
+viewer: viewer/dist/index.html
+
+viewer/dist/index.html: viewer/fetch.sh viewer/app-config.js
+	viewer/fetch.sh
+	touch $@
+
+up: $(VENV)/.synced viewer
 	$(VENV)/bin/pacsflow up
 
 test: lint typecheck pytest
 
 test-tools:
 	scripts/install-test-tools.sh
+	scripts/install-helm.sh
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check $(PY_PATHS)
@@ -35,7 +43,7 @@ typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench/*.py dags/*.py plugins/*.py
 
-pytest: $(VENV)/.synced test-tools
+pytest: $(VENV)/.synced test-tools viewer
 	$(VENV)/bin/python -m pytest
 
 # Benchmarks (run as root; see bench/README.md). `make -k bench` runs them all even when

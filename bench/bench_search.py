@@ -150,9 +150,14 @@ def run(args: argparse.Namespace, home: Path) -> bool:
     print(f"\nsearch at scale, {pacsflow_version()}; {machine_description()}")
     print(f"load {load_average()}; {archive.engine.dialect.name}; {args.documents} series")
     print(f"indexing: {rate:,.0f} series/s (target at least {TARGET_RATE:,.0f})")
-    print(f"\n{'query (with 6 facets)':<28} {'hits':>7} {'p50 ms':>8} {'p95 ms':>8}")
+    print(
+        f"\n{'query (with 6 facets)':<28} {'hits':>7} {'first ms':>9} {'p50 ms':>8} {'p95 ms':>8}"
+    )
     worst = 0.0
     for name, search in queries().items():
+        began = time.perf_counter()
+        backend.search(search)  # the first reads the doc values its facets and sort need
+        first = (time.perf_counter() - began) * 1000
         samples = []
         for _ in range(args.repeat):
             began = time.perf_counter()
@@ -160,7 +165,9 @@ def run(args: argparse.Namespace, home: Path) -> bool:
             samples.append((time.perf_counter() - began) * 1000)
         p95 = percentile(samples, 95)
         worst = max(worst, p95)
-        print(f"{name:<28} {result.total:>7} {percentile(samples, 50):8.1f} {p95:8.1f}")
+        print(
+            f"{name:<28} {result.total:>7} {first:9.1f} {percentile(samples, 50):8.1f} {p95:8.1f}"
+        )
     passed = rate >= TARGET_RATE and worst < TARGET_P95_MS
     print(
         f"\ntargets: {TARGET_RATE:,.0f} series/s and p95 under {TARGET_P95_MS:g} ms: "

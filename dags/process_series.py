@@ -64,7 +64,10 @@ def forward(action: dict[str, Any]) -> dict[str, Any]:
 def process_series() -> None:
     routed: Any = route()  # an XComArg while the DAG is built, a dict in the tasks
     index() >> routed
-    TriggerDagRunOperator.partial(task_id="trigger").expand_kwargs(triggers(routed))
+    # a retried trigger finds its run started already
+    TriggerDagRunOperator.partial(task_id="trigger", skip_when_already_exists=True).expand_kwargs(
+        triggers(routed)
+    )
     forward.expand(action=forwards(routed))
 
 

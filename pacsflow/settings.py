@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 ENV_PREFIX = "PACSFLOW_"
 Port = Annotated[int, Field(ge=1, le=65535)]
+_S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
 _AE_TITLE = re.compile(
     r"^[\x20-\x5b\x5d-\x7e]{1,16}$"
 )  # default character repertoire, no backslash
@@ -57,14 +58,20 @@ class Settings(BaseSettings):
     home: Path = Path("var")
     database_url: str = ""
     storage_path: Path | None = None
+    storage_url: str = ""  # empty: files under storage_path; s3://bucket/prefix: S3
+    s3_endpoint_url: str = ""  # empty: AWS S3; else an S3-compatible server (MinIO, Ceph...)
+    s3_region: str = ""  # empty: from the AWS configuration
     bind: str = "127.0.0.1"
     http_port: Port = 8000
     dicom_port: Port = 11112
     ae_title: str = "PACSFLOW"
     airflow_port: Port = 8080
+    airflow_url: str = ""  # empty: Airflow's API server on this machine
+    web_url: str = ""  # empty: pacsflow's web app on this machine
+    public_url: str = ""  # empty: web_url; where browsers reach the web app (links in Airflow)
     airflow_database_url: str = ""  # empty: SQLite in $PACSFLOW_HOME/airflow
     airflow_parallelism: Annotated[int, Field(ge=1, le=256)] = 4
-    airflow_executor: Literal["local", "celery"] = "local"
+    airflow_executor: Literal["local", "celery", "kubernetes"] = "local"
     celery_broker_url: str = "redis://127.0.0.1:6379/0"
     routing: Path | None = None  # empty: the shipped default rules
     search_url: str = ""  # empty: the embedded search on the archive's database
@@ -117,6 +124,24 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL of an OpenSearch cluster")
         return value
 
+    @field_validator("airflow_url", "web_url", "public_url", "s3_endpoint_url")
+    @classmethod
+    def _check_http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str) -> str:
+        if value and not _S3_URL.match(value):
+            raise ValueError(
+                "must be s3://BUCKET or s3://BUCKET/PREFIX (a bucket name of 3 to 63 "
+                "lowercase letters, digits, dots and hyphens); leave it empty to keep files "
+                "under PACSFLOW_STORAGE_PATH"
+            )
+        return value.rstrip("/")
+
     @field_validator("database_url", "airflow_database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -128,13 +153,36 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_celery_database(self) -> Settings:
-        if self.airflow_executor == "celery" and not self.airflow_database_url.startswith(
+        if self.airflow_executor != "local" and not self.airflow_database_url.startswith(
             "postgresql"
         ):
             raise ValueError(
-                "PACSFLOW_AIRFLOW_EXECUTOR=celery needs Airflow's metadata database on "
-                "PostgreSQL: set PACSFLOW_AIRFLOW_DATABASE_URL=postgresql://..."
+                f"PACSFLOW_AIRFLOW_EXECUTOR={self.airflow_executor} needs Airflow's metadata "
+                "database on PostgreSQL: set PACSFLOW_AIRFLOW_DATABASE_URL=postgresql://..."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_storage(self) -> Settings:
+        if self.storage_url and self.storage_path is not None:
+            raise ValueError(
+                "PACSFLOW_STORAGE_PATH and PACSFLOW_STORAGE_URL are both set: objects go "
+                "either to files under the path or to S3; unset one of them"
+            )
+        for name in ("s3_endpoint_url", "s3_region"):
+            if getattr(self, name) and not self.storage_url:
+                raise ValueError(
+                    f"{ENV_PREFIX}{name.upper()} is only used with S3 storage: set "
+                    f"PACSFLOW_STORAGE_URL=s3://BUCKET/PREFIX too, or unset it"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _default_urls(self) -> Settings:
+        """On one machine the processes reach each other on the loopback interface."""
+        self.airflow_url = self.airflow_url or f"http://127.0.0.1:{self.airflow_port}"
+        self.web_url = self.web_url or f"http://127.0.0.1:{self.http_port}"
+        self.public_url = self.public_url or self.web_url
         return self
 
     @cached_property
@@ -152,16 +200,6 @@ class Settings(BaseSettings):
     @property
     def airflow_sqlalchemy_url(self) -> str:
         return self.airflow_database_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
-
-    @property
-    def airflow_url(self) -> str:
-        """Where pacsflow's processes reach Airflow's API server (on this machine)."""
-        return f"http://127.0.0.1:{self.airflow_port}"
-
-    @property
-    def web_url(self) -> str:
-        """Where Airflow tasks reach pacsflow's web API (on this machine)."""
-        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def storage_root(self) -> Path:

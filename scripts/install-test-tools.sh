@@ -4,7 +4,10 @@
 set -euo pipefail
 
 # command -> Debian package
-declare -A tools=([storescu]=dcmtk [echoscu]=dcmtk [dciodvfy]=dicom3tools)
+declare -A tools=(
+    [storescu]=dcmtk [echoscu]=dcmtk [dciodvfy]=dicom3tools
+    [chromium]=chromium [docker-compose]=docker-compose
+)
 
 missing=()
 for tool in "${!tools[@]}"; do

@@ -6,6 +6,7 @@ test creates its own database and drops it afterwards.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,17 +14,37 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from flask import Flask
 
 from pacsflow.archive.archive import Archive
 from pacsflow.settings import Settings, load_settings
+from pacsflow.web.app import close_app, create_app
 
-pytest.register_assert_rewrite("tests.live_server")
+pytest.register_assert_rewrite("tests.live_server", "tests.browser_support")
 from tests.live_server import ADMIN_PASSWORD  # noqa: E402
 
-pytest_plugins = ["tests.live_server"]
+pytest_plugins = ["tests.live_server", "tests.browser_support"]
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def archives_are_closed() -> Iterator[None]:
+    """Every test module closes the archives (and apps) it opens.
+
+    An open archive's audit thread retries its writes for the rest of the run once the test's
+    database is gone; on Python 3.11 its logged tracebacks race pytest's own use of ``ast``
+    (CPython gh-106905) and can crash the run.
+    """
+    before = set(audit_threads())
+    yield
+    left = [thread for thread in audit_threads() if thread not in before]
+    assert not left, f"{len(left)} archive(s) left open: close them (close_app for apps)"
+
+
+def audit_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "audit-trail" and t.is_alive()]
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +93,16 @@ def migrated_archive(kind: str, folder: Path) -> Iterator[Archive]:
             yield archive
         finally:
             archive.close()
+
+
+@contextmanager
+def opened_app(settings: Settings) -> Iterator[Flask]:
+    """The web app on ``settings``, closed afterwards (its archive and audit trail)."""
+    app = create_app(settings)
+    try:
+        yield app
+    finally:
+        close_app(app)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,7 +21,9 @@ from pacsflow.archive.ingest import (
     recover_interrupted,
 )
 from pacsflow.archive.models import Instance, Series, Study
-from pacsflow.archive.storage import FileStorage
+from pacsflow.archive.s3storage import S3Storage
+from pacsflow.archive.storage import FileStorage, Storage
+from pacsflow.audit import AuditTrail
 from pacsflow.settings import Settings
 
 
@@ -38,7 +40,12 @@ class Archive:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
-        self.storage = FileStorage(settings.storage_root)
+        self.storage: Storage = (
+            S3Storage.from_settings(settings)
+            if settings.storage_url
+            else FileStorage(settings.storage_root)
+        )
+        self.audit = AuditTrail(self._writer)
 
     def migrate(self) -> None:
         migrate(self.settings.sqlalchemy_url)
@@ -106,5 +113,6 @@ class Archive:
         return len(keys)
 
     def close(self) -> None:
+        self.audit.close()
         self.storage.close()
         self.engine.dispose()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydicom.filereader import read_file_meta_info
 from sqlalchemy import select
 
 from pacsflow.archive.archive import Archive
-from pacsflow.archive.ingest import dataset_digest
+from pacsflow.archive.ingest import COPY_CHUNK, dataset_digest
 from pacsflow.archive.models import Instance
+from pacsflow.archive.storage import Storage
 
 
 @dataclass
@@ -38,6 +41,25 @@ def _indexed(archive: Archive) -> Iterator[tuple[str, int, str]]:
         ).all()
 
 
+def _digest(storage: Storage, key: str) -> str:
+    """The stored object's data set digest; a remote object is copied to staging first
+    (verifying reads every byte anyway) so that both backends hash a file alike."""
+    path = storage.local_path(key)
+    if path is not None:
+        return _file_digest(path)
+    copy = storage.staging_file()
+    try:
+        with storage.open(key) as stored, open(copy, "wb") as out:
+            shutil.copyfileobj(stored, out, COPY_CHUNK)
+        return _file_digest(copy)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+def _file_digest(path: Path) -> str:
+    return dataset_digest(path, read_file_meta_info(path).get("FileMetaInformationGroupLength"))
+
+
 def fsck(
     archive: Archive, *, verify: bool = False, progress: Callable[[int], object] | None = None
 ) -> FsckReport:
@@ -54,11 +76,7 @@ def fsck(
         on_disk.discard(key)
         if archive.storage.size(key) != size:
             report.size_mismatches.append(key)
-        elif verify:
-            path = archive.storage.local_path(key)
-            assert path is not None, "digest verification needs a local storage backend"
-            group_length = read_file_meta_info(path).get("FileMetaInformationGroupLength")
-            if dataset_digest(path, group_length) != digest:
-                report.digest_mismatches.append(key)
+        elif verify and _digest(archive.storage, key) != digest:
+            report.digest_mismatches.append(key)
     report.orphan_files = sorted(on_disk)
     return report

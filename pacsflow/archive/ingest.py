@@ -35,7 +35,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     generate_uid,
 )
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pacsflow.archive.attributes import InstanceAttributes
@@ -259,8 +259,17 @@ def _plan(
     staged: Sequence[Path],
     results: list[IngestResult | IngestError | None],
 ) -> list[_Plan]:
-    """Dedupe against the index (one query) and within the batch."""
+    """Dedupe against the index (one query) and within the batch.
+
+    On PostgreSQL, ingests run side by side: each first locks its SOP Instance UIDs until
+    it commits, so a second ingest of an instance (a retry crossing the original) waits and
+    then finds it stored, instead of placing its file over an object being indexed. (SQLite
+    has one writer at a time already.) Locks are taken in UID order, so two batches never
+    wait on each other in a circle.
+    """
     uids = [parsed.attributes.sop_instance_uid for parsed in prepared.values()]
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_INSTANCES, {"uids": sorted(set(uids))})
     stored = {row.sop_instance_uid: row for row in conn.execute(_FIND_STORED, {"uids": uids})}
     in_batch: dict[str, str] = {}
     plans = []
@@ -589,6 +598,10 @@ def dataset_digest(path: Path, meta_group_length: int | None) -> str:
 # Built once: constructing statements costs more than running them on this hot path.
 _FIND_STORED = select(Instance.sop_instance_uid, Instance.digest, Instance.storage_key).where(
     Instance.sop_instance_uid.in_(bindparam("uids", expanding=True))
+)
+# One transaction-scoped advisory lock per UID (PostgreSQL), in the array's order.
+_LOCK_INSTANCES = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(uid, 0)) FROM unnest(CAST(:uids AS text[])) uid"
 )
 _INSERT_INSTANCE = insert(Instance)
 # Counts the instance and finds its series in one statement; no row: a new series.

@@ -313,3 +313,58 @@ class SearchNumber(Base):
     doc_id: Mapped[int] = mapped_column(
         ForeignKey("search_fields.doc_id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class SearchGeneration(Base):
+    """One row counting the search index's write transactions.
+
+    Every write transaction of the embedded search adds one, so a search reads in its
+    snapshot which generation of the index it sees, and per-process copies of index values
+    (pacsflow.search.doc_values) know when they are out of date.
+    """
+
+    __tablename__ = "search_generation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiToken(Base):
+    """A personal access token for scripts: only its SHA-256 is kept, never the token.
+
+    The token is 256 random bits, so a plain hash is enough to make a stolen table useless
+    (a slow password hash protects guessable secrets, which these are not). Checked on every
+    request, uncached, so revoking one takes effect at once.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)  # Flask-AppBuilder's ab_user.id
+    name: Mapped[str] = mapped_column(String(100))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AuditEvent(Base):
+    """One access to patient data, with the fields of an IHE ATNA audit message (DICOM
+    PS3.15 A.5): the event and its code, action and outcome, who (user or calling AE) from
+    where, and which studies. Written by pacsflow.audit; read by admins only."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)  # UTC
+    event: Mapped[str] = mapped_column(String(16))  # pacsflow.audit.AuditKind
+    event_code: Mapped[str] = mapped_column(String(16))  # DCM code of EventID
+    action: Mapped[str] = mapped_column(String(1))  # EventActionCode: C R U D E
+    outcome: Mapped[int] = mapped_column(Integer)  # EventOutcomeIndicator: 0 4 8 12
+    status: Mapped[int] = mapped_column(Integer)  # HTTP status or DIMSE status
+    user: Mapped[str] = mapped_column(String(256), index=True)  # "" when not signed in
+    source: Mapped[str] = mapped_column(String(128))  # client address, or AE@address
+    interface: Mapped[str] = mapped_column(String(16))  # dicomweb, rest, dimse
+    studies: Mapped[list[str]] = mapped_column(JSON)
+    detail: Mapped[str] = mapped_column(Text)  # request line, or DIMSE service and keys

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -88,29 +89,27 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _lock_of(area: Path) -> Path:
-    return area.with_name(area.name + FileStorage.LOCK_SUFFIX)
+    return area.with_name(area.name + LocalStaging.LOCK_SUFFIX)
 
 
-class FileStorage:
-    """Files under a root directory: ``<root>/<study>/<series>/<instance>.dcm``.
+class LocalStaging(ABC):
+    """The local staging area every backend stages in, and its recovery after a crash.
 
-    Each instance stages in its own directory ``<root>/.staging/<id>/``, held by an
+    Each instance stages in its own directory ``<staging_root>/<id>/``, held by an
     exclusive ``flock`` on ``<id>.lock`` for its lifetime. The kernel drops the lock when
     the process dies, however it dies, so :meth:`recover` can tell an abandoned staging
-    area from a live one without guessing from file ages.
+    area from a live one without guessing from file ages. A backend says, in
+    :meth:`_undo_placement`, how to find and remove what was placed from a staged file.
     """
 
-    STAGING = ".staging"
     LOCK_SUFFIX = ".lock"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.staging_root = root / self.STAGING
+    def __init__(self, staging_root: Path) -> None:
+        self.staging_root = staging_root
         self.staging_root.mkdir(parents=True, exist_ok=True)
         self._staging_dir: Path | None = None
         self._lock_fd = -1
         self._staging_guard = threading.Lock()
-        self._created_dirs: set[Path] = set()  # made by place(), parents not yet synced
 
     @property
     def staging_dir(self) -> Path:
@@ -125,16 +124,75 @@ class FileStorage:
                 self._staging_dir, self._lock_fd = area, fd
             return self._staging_dir
 
+    def staging_file(self) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.staging_dir, suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def recover(self, unindexed_key: Callable[[Path], str | None]) -> int:
+        removed = 0
+        for lock in self.staging_root.glob(f"*{self.LOCK_SUFFIX}"):
+            if self._staging_dir is not None and lock == _lock_of(self._staging_dir):
+                continue
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # another process recovered it
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive
+                area = lock.with_name(lock.name.removesuffix(self.LOCK_SUFFIX))
+                removed += self._recover_area(area, unindexed_key)
+                lock.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return removed
+
+    def _recover_area(self, area: Path, unindexed_key: Callable[[Path], str | None]) -> int:
+        removed = 0
+        for staged in area.iterdir() if area.is_dir() else ():
+            if self._undo_placement(staged, unindexed_key):
+                removed += 1
+            staged.unlink()
+            removed += 1
+        shutil.rmtree(area, ignore_errors=True)
+        return removed
+
+    @abstractmethod
+    def _undo_placement(self, staged: Path, unindexed_key: Callable[[Path], str | None]) -> bool:
+        """Remove the object placed from ``staged`` if its index commit never happened."""
+
+    def close(self) -> None:
+        with self._staging_guard:
+            if self._staging_dir is None:
+                return
+            shutil.rmtree(self._staging_dir, ignore_errors=True)
+            _lock_of(self._staging_dir).unlink(missing_ok=True)
+            os.close(self._lock_fd)
+            self._staging_dir, self._lock_fd = None, -1
+
+
+class FileStorage(LocalStaging):
+    """Files under a root directory: ``<root>/<study>/<series>/<instance>.dcm``.
+
+    Staging happens in ``<root>/.staging``, on the same file system, so that placing an
+    object is a hard link of its staged file.
+    """
+
+    STAGING = ".staging"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root / self.STAGING)
+        self.root = root
+        self._created_dirs: set[Path] = set()  # made by place(), parents not yet synced
+
     def _path(self, key: str) -> Path:
         path = self.root / key
         if path.parent.parent.parent != self.root or ".." in key.split("/"):
             raise ValueError(f"storage key {key!r} is not of the form study/series/instance.dcm")
         return path
-
-    def staging_file(self) -> Path:
-        fd, name = tempfile.mkstemp(dir=self.staging_dir, suffix=".part")
-        os.close(fd)
-        return Path(name)
 
     def place(self, staged: Path, key: str, *, replace: bool = False) -> bool:
         path = self._path(key)
@@ -203,51 +261,16 @@ class FileStorage:
         for path in self.root.glob("*/*/*.dcm"):
             yield path.relative_to(self.root).as_posix()
 
-    def recover(self, unindexed_key: Callable[[Path], str | None]) -> int:
-        removed = 0
-        for lock in self.staging_root.glob(f"*{self.LOCK_SUFFIX}"):
-            if self._staging_dir is not None and lock == _lock_of(self._staging_dir):
-                continue
-            try:
-                fd = os.open(lock, os.O_RDWR)
-            except FileNotFoundError:
-                continue  # another process recovered it
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its process is alive
-                area = lock.with_name(lock.name.removesuffix(self.LOCK_SUFFIX))
-                removed += self._recover_area(area, unindexed_key)
-                lock.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
-        return removed
-
-    def _recover_area(self, area: Path, unindexed_key: Callable[[Path], str | None]) -> int:
-        removed = 0
-        for staged in area.iterdir() if area.is_dir() else ():
-            # A second link means it was placed: the object is this very inode.
-            key = unindexed_key(staged) if staged.stat().st_nlink > 1 else None
-            if key is not None and self._is_placed_from(key, staged):
-                self.remove([key])
-                removed += 1
-            staged.unlink()
-            removed += 1
-        shutil.rmtree(area, ignore_errors=True)
-        return removed
+    def _undo_placement(self, staged: Path, unindexed_key: Callable[[Path], str | None]) -> bool:
+        # A second link means it was placed: the object is this very inode.
+        key = unindexed_key(staged) if staged.stat().st_nlink > 1 else None
+        if key is None or not self._is_placed_from(key, staged):
+            return False
+        self.remove([key])
+        return True
 
     def _is_placed_from(self, key: str, staged: Path) -> bool:
         try:
             return os.path.samefile(self._path(key), staged)
         except FileNotFoundError:
             return False
-
-    def close(self) -> None:
-        with self._staging_guard:
-            if self._staging_dir is None:
-                return
-            shutil.rmtree(self._staging_dir, ignore_errors=True)
-            _lock_of(self._staging_dir).unlink(missing_ok=True)
-            os.close(self._lock_fd)
-            self._staging_dir, self._lock_fd = None, -1

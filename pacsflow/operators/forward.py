@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
+from more_itertools import chunked
 from pydicom.errors import InvalidDicomError
 
 from pacsflow.operators.client import (
@@ -121,7 +122,7 @@ def forward_to_dicomweb(
 
         def send(pending: list[str]) -> dict[str, Outcome]:
             outcomes: dict[str, Outcome] = {}
-            for batch in _batches(pending, STOW_BATCH):
+            for batch in chunked(pending, STOW_BATCH):
                 files = []
                 for uid in batch:
                     got = _fetch(client, report, uid, Path(folder))
@@ -179,11 +180,6 @@ def _fetch(
         return SendFailure(f"cannot read it from pacsflow: {error}", transient)
     except (InvalidDicomError, AttributeError, ValueError) as error:
         return SendFailure(f"its File Meta cannot be read: {error}", transient=False)
-
-
-def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def _run(report: ForwardReport, uids: list[str], send: Send, retries: int, backoff: float) -> None:

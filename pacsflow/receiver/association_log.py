@@ -1,4 +1,5 @@
-"""One INFO line per association: who, from where, what happened to each object, how much.
+"""One INFO line per association: who, from where, what happened to each object, how much;
+and, when it stored anything, one record in the audit trail naming the studies.
 
 Handlers of one association run on its own thread, but the tracker is shared by all of
 them, hence the lock. Only AE titles, addresses and counts are logged: no PHI.
@@ -12,6 +13,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
+
+from pacsflow.audit import AuditKind, AuditRecord, AuditTrail, dimse_outcome
+from pacsflow.dicom.status import StoreStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +43,32 @@ class AssociationRecord:
     bytes_received: int = 0
     outcomes: Counter[StoreOutcome] = field(default_factory=Counter)
     echoes: int = 0
+    studies: set[str] = field(default_factory=set)
+
+
+def _stores_audited(record: AssociationRecord, counts: str) -> AuditRecord:
+    """The association's C-STOREs as one audit record: failed if any object failed."""
+    failed = record.outcomes[StoreOutcome.FAILED]
+    status = StoreStatus.SUCCESS if not failed else StoreStatus.PROCESSING_FAILURE
+    return AuditRecord(
+        kind=AuditKind.STORE,
+        user=record.calling_ae,
+        source=record.peer,
+        interface="dimse",
+        status=status,
+        outcome=dimse_outcome(status),
+        studies=tuple(record.studies),
+        detail=f"C-STORE {counts}",
+    )
 
 
 class AssociationLog:
     """Counts per live association, keyed by the pynetdicom Association object's id."""
 
-    def __init__(self) -> None:
+    def __init__(self, audit: AuditTrail | None = None) -> None:
         self._lock = threading.Lock()
         self._records: dict[int, AssociationRecord] = {}
+        self._audit = audit
 
     def open(self, key: int, calling_ae: str, peer: str) -> None:
         with self._lock:
@@ -58,11 +80,13 @@ class AssociationLog:
             if record is not None:
                 record.bytes_received += size
 
-    def store(self, key: int, outcome: StoreOutcome) -> None:
+    def store(self, key: int, outcome: StoreOutcome, study_uid: str = "") -> None:
         with self._lock:
             record = self._records.get(key)
             if record is not None:
                 record.outcomes[outcome] += 1
+                if study_uid:
+                    record.studies.add(study_uid)
 
     def echo(self, key: int) -> None:
         with self._lock:
@@ -87,6 +111,8 @@ class AssociationLog:
             record.bytes_received,
             time.monotonic() - record.started,
         )
+        if self._audit is not None and record.outcomes:
+            self._audit.record(_stores_audited(record, counts))
         return record
 
     def bytes_received_from(self, calling_ae: str) -> int:

@@ -53,6 +53,8 @@ from pacsflow.archive.query import (
     resolve,
     search,
 )
+from pacsflow.audit import AuditKind
+from pacsflow.receiver.audit import audited, record_service
 from pacsflow.receiver.identifier import decoded_identifier
 from pacsflow.receiver.status import RequestFailure
 
@@ -174,11 +176,14 @@ def handle_find(event: Event, archive: Archive) -> Iterator[FindResponse]:
         request = parse_identifier(model, identifier)
     except RequestFailure as failure:
         logger.info("C-FIND refused with 0x%04X (%s)", failure.status, _keyword(failure.tag) or "-")
+        record_service(event, archive, AuditKind.QUERY, failure.status, "C-FIND refused")
         yield failure.status_dataset(), None
         return
 
     logger.info("C-FIND %s level, %d keys", request.level.value, len(request.returned))
-    yield from _matches(event, archive, request)
+    keys = ",".join(m.attribute.keyword for m in request.query.matchers if m.condition is not None)
+    detail = f"C-FIND {request.level.value} {keys}".rstrip()
+    yield from audited(event, archive, AuditKind.QUERY, detail, _matches(event, archive, request))
 
 
 def _matches(event: Event, archive: Archive, request: FindRequest) -> Iterator[FindResponse]:

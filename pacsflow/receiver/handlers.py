@@ -16,6 +16,7 @@ from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind, st
 from pacsflow.archive.remote_aes import may_connect
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver.association_log import AssociationLog, Ending, StoreOutcome
+from pacsflow.receiver.audit import calling_ae, peer
 from pacsflow.receiver.enum import EchoStatus, RejectReason, RejectResult, RejectSource
 from pacsflow.receiver.status import failure_status
 from pacsflow.receiver.syntaxes import restrict_storage_contexts
@@ -31,16 +32,6 @@ _OUTCOMES = {
     Outcome.DUPLICATE: StoreOutcome.DUPLICATE,
     Outcome.REPLACED: StoreOutcome.REPLACED,
 }
-
-
-def _peer(event: evt.Event) -> str:
-    address = event.assoc.requestor.address
-    port = event.assoc.requestor.port
-    return f"{address}:{port}"
-
-
-def _calling_ae(event: evt.Event) -> str:
-    return str(event.assoc.requestor.ae_title or "").strip()
 
 
 def handle_requested(event: evt.Event, archive: Archive) -> None:
@@ -64,7 +55,7 @@ def handle_requested(event: evt.Event, archive: Archive) -> None:
         logger.warning(
             "association from %s refused: calling AE %r is not registered "
             "(add it with `pacsflow ae add`)",
-            _peer(event),
+            peer(event),
             calling_ae,
         )
         _reject(event, RejectResult.PERMANENT, RejectReason.CALLING_AE_NOT_RECOGNIZED)
@@ -86,7 +77,7 @@ def handle_connection_opened(event: evt.Event) -> None:
 
 
 def handle_accepted(event: evt.Event, log: AssociationLog) -> None:
-    log.open(id(event.assoc), _calling_ae(event), _peer(event))
+    log.open(id(event.assoc), calling_ae(event), peer(event))
 
 
 def handle_data_received(event: evt.Event, log: AssociationLog) -> None:
@@ -149,9 +140,9 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
             staged,
             Source(
                 SourceKind.DIMSE,
-                calling_ae=_calling_ae(event),
+                calling_ae=calling_ae(event),
                 called_ae=str(event.assoc.acceptor.ae_title or "").strip(),
-                peer=_peer(event),
+                peer=peer(event),
             ),
             transfer_syntax_uid=transfer_syntax_uid,
         )
@@ -170,7 +161,7 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
         return failure_status(
             StoreStatus.CANNOT_UNDERSTAND, f"processing failure: {type(exc).__name__}"
         )
-    log.store(key, _OUTCOMES[result.outcome])
+    log.store(key, _OUTCOMES[result.outcome], result.study_instance_uid)
     logger.debug("C-STORE of SOP Instance %s: %s", result.sop_instance_uid, result.outcome.value)
     return StoreStatus.SUCCESS
 

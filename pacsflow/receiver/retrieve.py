@@ -51,6 +51,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from pacsflow.archive.models import Instance, Patient, Series, Study
 from pacsflow.archive.query import Level
 from pacsflow.archive.remote_aes import find_peer
+from pacsflow.audit import AuditKind
+from pacsflow.receiver.audit import audited, record_service
 from pacsflow.receiver.find import (
     UNIQUE_KEYS,
     FindRequest,
@@ -102,6 +104,7 @@ class Match:
     sop_class_uid: str
     transfer_syntax_uid: str
     storage_key: str
+    study_instance_uid: str
 
 
 RetrieveResponse = tuple[int | Dataset, Dataset | None]
@@ -117,11 +120,14 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
     peer = find_peer(archive, title)
     if peer is None or not peer.host or peer.port is None:
         logger.info("C-MOVE refused: destination %r is not a registered peer", title.strip())
+        status = RetrieveStatus.MOVE_DESTINATION_UNKNOWN
+        record_service(event, archive, AuditKind.RETRIEVE, status, "C-MOVE refused")
         yield None, None  # pynetdicom answers 0xA801
         return
     try:
         matches = _resolve(event, MOVE_SOP_CLASSES, archive)
     except RequestFailure as failure:
+        record_service(event, archive, AuditKind.RETRIEVE, failure.status, "C-MOVE refused")
         # pynetdicom associates before it reads the failure; it needs a context to propose.
         yield peer.host, peer.port, {"contexts": [build_context(VERIFICATION_SOP_CLASS)]}
         yield 1
@@ -130,7 +136,8 @@ def handle_move(event: Event, archive: Archive) -> Iterator[Any]:
     logger.info("C-MOVE of %d instances to %s", len(matches), peer.ae_title)
     yield peer.host, peer.port, {"contexts": destination_contexts(matches)}
     yield len(matches)
-    yield from _send(event, archive, matches)
+    detail = f"C-MOVE {len(matches)} instances to {peer.ae_title}"
+    yield from _audited_send(event, archive, detail, matches)
 
 
 def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
@@ -141,12 +148,21 @@ def handle_get(event: Event, archive: Archive) -> Iterator[Any]:
     try:
         matches = _resolve(event, GET_SOP_CLASSES, archive)
     except RequestFailure as failure:
+        record_service(event, archive, AuditKind.RETRIEVE, failure.status, "C-GET refused")
         yield 1
         yield failure.status_dataset(), None
         return
     logger.info("C-GET of %d instances", len(matches))
     yield len(matches)
-    yield from _send(event, archive, matches)
+    yield from _audited_send(event, archive, f"C-GET {len(matches)} instances", matches)
+
+
+def _audited_send(
+    event: Event, archive: Archive, detail: str, matches: list[Match]
+) -> Iterator[RetrieveResponse]:
+    studies = {match.study_instance_uid for match in matches}
+    responses = _send(event, archive, matches)
+    yield from audited(event, archive, AuditKind.RETRIEVE, detail, responses, studies)
 
 
 def destination_contexts(matches: Sequence[Match]) -> list[PresentationContext]:
@@ -211,6 +227,7 @@ def _instances(archive: Archive, request: FindRequest) -> list[Match]:
             Instance.sop_class_uid,
             Instance.transfer_syntax_uid,
             Instance.storage_key,
+            Study.study_instance_uid,
         )
         .join(Series, Instance.series_fk == Series.id)
         .join(Study, Series.study_fk == Study.id)

@@ -50,7 +50,7 @@ def start_receiver(settings: Settings, archive: Archive | None = None) -> Receiv
         logger.warning(
             "accepting associations from any calling AE (PACSFLOW_DICOM_ACCEPT_ALL_CALLING_AES)"
         )
-    log = AssociationLog()
+    log = AssociationLog(archive.audit)
     ae = build_ae(settings)
     server = ae.start_server(
         (settings.bind, settings.dicom_port),

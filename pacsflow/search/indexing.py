@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from more_itertools import chunked
 from sqlalchemy import select
 
 from pacsflow.archive.archive import Archive
@@ -127,16 +127,10 @@ def reindex(
     """Rebuild the index from the archive: every stored series, streamed to the backend."""
 
     def documents() -> Iterator[dict[str, Any]]:
-        for batch in _batches(all_series(archive), BATCH):
+        for batch in chunked(all_series(archive), BATCH):
             yield from (d for d in (document_of(archive, uid) for uid in batch) if d is not None)
             progress(len(batch))
 
     indexed = backend.reindex(documents())
     logger.info("search index rebuilt: %d series", indexed)
     return indexed
-
-
-def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch

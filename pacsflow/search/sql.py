@@ -34,13 +34,14 @@ Semantics, shared with the OpenSearch backend (tests/search/suite.py pins them):
 
 How it runs:
 
-- A search is one snapshot and three statements: the total and every facet in one UNION ALL
-  (with a filter, over a materialized CTE of the matching rows, so the filter runs once;
-  without one, each facet groups the tables directly, where the indexes cover it); the
-  page's SeriesInstanceUIDs (the sort on narrow rows); then those documents.
+- A search is one snapshot: the doc_ids that match, in one string (none without a filter);
+  the facets counted from doc values (pacsflow.search.doc_values: each field's values
+  held in memory per generation of the index), facets on JSON fields in SQL over a
+  materialized CTE of the matching rows; the page ranked from doc values when it sorts by
+  columns (else in SQL); then the page's documents.
 - Writes take one writer at a time (SQLite's lock at BEGIN; a transaction advisory lock on
-  PostgreSQL) and replace a batch's rows: old rows out, new rows in by COPY on PostgreSQL
-  and executemany on SQLite, doc_ids drawn first.
+  PostgreSQL), advance ``search_generation`` and replace a batch's rows: old rows out, new
+  rows in by COPY on PostgreSQL and executemany on SQLite, doc_ids drawn first.
 - ``reindex`` upserts in batches of short transactions, then removes what was indexed
   before it began: searches meanwhile find every series (as it was or as it is now), and
   SQLite's one write lock is never held for the whole rebuild.
@@ -60,15 +61,23 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import islice
 from typing import Any, Final, Literal, cast
 
 import sqlalchemy as sa
+from more_itertools import chunked
 from sqlalchemy import ColumnElement, CompoundSelect, Connection, Engine, FromClause, Select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONPATH, TSQUERY
 
-from pacsflow.archive.models import SearchDocument, SearchFields, SearchKeyword, SearchNumber
+from pacsflow.archive.ingest import utc_now
+from pacsflow.archive.models import (
+    SearchDocument,
+    SearchFields,
+    SearchGeneration,
+    SearchKeyword,
+    SearchNumber,
+)
+from pacsflow.search.doc_values import DocValues, Generation, IdArray, Selection, parse_ids
 from pacsflow.search.document import PN_PARTS, document_field_type
 from pacsflow.search.model import (
     FIELDS,
@@ -102,6 +111,7 @@ DOCUMENTS = cast(sa.Table, SearchDocument.__table__)
 COLUMNS = cast(sa.Table, SearchFields.__table__)
 KEYWORDS = cast(sa.Table, SearchKeyword.__table__)
 NUMBERS = cast(sa.Table, SearchNumber.__table__)
+GENERATION = cast(sa.Table, SearchGeneration.__table__)
 TEXT_INDEX = sa.table("search_text", sa.column("rowid"))  # SQLite FTS5 over COLUMNS.words
 DOCUMENT_COLUMNS: Final = ("series_instance_uid", "study_instance_uid", "document", "indexed_at")
 FIELD_COLUMNS: Final = tuple(c.name for c in COLUMNS.columns if c.name != "words")
@@ -384,11 +394,20 @@ def _jsonpath(segments: Sequence[str]) -> str:
 
 @dataclass
 class _Plan:
-    """What a search runs: ``counts`` gives rows (facet number, key, number, count), the
-    total as facet -1; ``page`` the SeriesInstanceUIDs of the hits in order."""
+    """What a search runs, all in one snapshot.
 
-    counts: Select[Any] | CompoundSelect
+    ``matched``: the matching doc_ids as one string (None: no filter, every document).
+    ``counts``: rows (facet number, key, number, count) of the facets on JSON fields, the
+    others being counted from doc values. The page comes from ``ranking`` (every doc_id in
+    the sort's order, kept as ranks under ``sort_key``) or, for sorts on list or JSON
+    fields, from ``page`` (the hits' SeriesInstanceUIDs).
+    """
+
+    matched: Select[Any] | None
+    counts: Select[Any] | CompoundSelect | None
     page: Select[Any] | None
+    ranking: Select[Any] | None
+    sort_key: tuple[tuple[str, str], ...]
     facets: list[_FacetPlan]
 
 
@@ -397,6 +416,9 @@ class _FacetPlan:
     name: str
     type: FieldType
     histogram: tuple[int, str] | None  # date histograms: key prefix length, completion
+    size: int | None  # terms: how many of the largest counts to keep
+    field: tuple[str, str]  # (source, name): the doc values' cache key
+    values: Select[Any] | None  # rows of (value, joined doc_ids); None: in counts
 
 
 class _Compiler:
@@ -649,41 +671,20 @@ class _Compiler:
         field: _Field,
         matched: Any | None,
     ) -> Select[Any]:
-        """One facet's buckets, over the matched rows (a CTE) or, without a filter, over the
-        tables themselves, whose indexes then cover the grouping: rows of (facet number,
-        key, number, count). Date histograms count per day; search() adds the days up."""
-        count: ColumnElement[int] = sa.func.count()
-        conditions: list[ColumnElement[bool]] = []
-        if field.source == "column":
-            rows = COLUMNS if matched is None else matched
-            value: ColumnElement[Any] = rows.c[field.name]
-            frm: FromClause = rows
-            conditions.append(value.is_not(None))
-        elif field.source in ("keywords", "numbers"):
-            table = (KEYWORDS if field.source == "keywords" else NUMBERS).alias()
-            value = table.c.value
-            frm = table
-            if matched is not None:
-                frm = table.join(matched, table.c.doc_id == matched.c.doc_id)
-            conditions.append(table.c.field == field.name)  # a value once per document
-        else:
-            source = self._json_values(field)
-            value = source.value
-            frm = source.frm
-            if matched is not None:
-                frm = frm.join(matched, source.uid == matched.c.series_instance_uid)
-            conditions.append(source.typed)
-            count = sa.func.count(sa.distinct(source.uid))
+        """One facet on a JSON field (``tags.*``, person names as written), over the matched
+        rows (a CTE) or every document: rows of (facet number, key, number, count). Date
+        histograms count per day or longer prefix; search() adds them up."""
+        source = self._json_values(field)
+        value = source.value
+        frm = source.frm
+        if matched is not None:
+            frm = frm.join(matched, source.uid == matched.c.series_instance_uid)
+        count: ColumnElement[int] = sa.func.count(sa.distinct(source.uid))
         if isinstance(facet, DateHistogramFacet):
-            # Columns hold one date: count per day (a DATE column's index orders them), and
-            # search() adds the days up. Lists count a document once per interval.
-            length = 10 if field.source == "column" else _HISTOGRAM[facet.interval][0]
-            key: ColumnElement[Any] = value
-            if field.type is FieldType.DATETIME or length < 10:
-                # constants, not parameters: PostgreSQL must see the GROUP BY expression as
-                # the selected one
-                end: ColumnElement[int] = sa.literal_column(str(length))
-                key = sa.func.substr(value, sa.literal_column("1"), end)
+            # constants, not parameters: PostgreSQL must see the GROUP BY expression as
+            # the selected one
+            end: ColumnElement[int] = sa.literal_column(str(_HISTOGRAM[facet.interval][0]))
+            key: ColumnElement[Any] = sa.func.substr(value, sa.literal_column("1"), end)
             order: list[ColumnElement[Any]] = []
             limit = None
         else:
@@ -699,7 +700,7 @@ class _Compiler:
                 count.label("count"),
             )
             .select_from(frm)
-            .where(*conditions)
+            .where(source.typed)
             .group_by(key)
             .order_by(*order)
             .limit(limit)
@@ -707,59 +708,91 @@ class _Compiler:
         )
         return sa.select(buckets)
 
+    def _doc_values(self, field: _Field) -> Select[Any] | None:
+        """Rows of (value, its doc_ids joined in one string) of a field doc values can
+        hold; None for JSON fields. Grouping in SQL makes a field's rows as few as its
+        values, read along the index that begins with them."""
+        if field.source == "column":
+            column = COLUMNS.c[field.name]
+            return (
+                sa.select(column, self.joined_ids(COLUMNS.c.doc_id))
+                .where(column.is_not(None))
+                .group_by(column)
+            )
+        if field.source in ("keywords", "numbers"):
+            table = KEYWORDS if field.source == "keywords" else NUMBERS
+            return (
+                sa.select(table.c.value, self.joined_ids(table.c.doc_id))
+                .where(table.c.field == field.name)
+                .group_by(table.c.value)
+            )
+        return None
+
     # -- request
 
     def plan(self, request: SearchRequest) -> _Plan:
         where = self.where(request.query)
-        facets = [
-            (name, facet, self._facet_field(name, facet)) for name, facet in request.facets.items()
-        ]
-        total: tuple[ColumnElement[Any], ...] = (
-            sa.literal_column("-1").label("facet"),
-            sa.cast(sa.null(), sa.Text).label("key"),
-            sa.cast(sa.null(), sa.Float).label("number"),
-            sa.func.count().label("count"),
-        )
-        matched = None
-        if facets and not _is_true(where):
-            # The filter runs once, into a materialized CTE of the matching rows and the
-            # columns the facets group by; the total and every facet count from there.
-            columns = {f.name for _, _, f in facets if f.source == "column"}
-            if any(f.source == "json" for _, _, f in facets):
-                columns.add("series_instance_uid")
+        facets = []
+        in_sql: list[tuple[int, TermsFacet | DateHistogramFacet, _Field]] = []
+        for number, (name, facet) in enumerate(request.facets.items()):
+            field = self._facet_field(name, facet)
+            values = self._doc_values(field)
+            if values is None:
+                in_sql.append((number, facet, field))
+            facets.append(
+                _FacetPlan(
+                    name,
+                    field.type,
+                    _HISTOGRAM[facet.interval] if isinstance(facet, DateHistogramFacet) else None,
+                    facet.size if isinstance(facet, TermsFacet) else None,
+                    (field.source, field.name),
+                    values,
+                )
+            )
+        filtered = not _is_true(where)
+        counts: Select[Any] | CompoundSelect | None = None
+        if in_sql:
+            # The filter runs once, into a materialized CTE of the matching series.
             matched = (
-                sa.select(COLUMNS.c.doc_id, *(COLUMNS.c[c] for c in sorted(columns)))
+                sa.select(COLUMNS.c.series_instance_uid)
                 .where(where)
                 .cte("matched")
                 .prefix_with("MATERIALIZED")
+                if filtered
+                else None
             )
-            counted: Select[Any] = sa.select(*total).select_from(matched)
-        else:
-            counted = sa.select(*total).select_from(COLUMNS).where(where)
-        counts: Select[Any] | CompoundSelect = counted
-        if facets:
             branches = [
-                self._facet(n, facet, field, matched) for n, (_, facet, field) in enumerate(facets)
+                self._facet(number, facet, field, matched) for number, facet, field in in_sql
             ]
-            counts = sa.union_all(counted, *branches)
-        page = None
+            counts = branches[0] if len(branches) == 1 else sa.union_all(*branches)
+        page = ranking = None
         if request.limit:
-            page = (
-                sa.select(COLUMNS.c.series_instance_uid)
-                .where(where)
-                .order_by(*self.order_by(request.sort))
-                .offset(request.offset)
-                .limit(request.limit)
-            )
-        plans = [
-            _FacetPlan(
-                name,
-                field.type,
-                _HISTOGRAM[facet.interval] if isinstance(facet, DateHistogramFacet) else None,
-            )
-            for name, facet, field in facets
-        ]
-        return _Plan(counts, page, plans)
+            order = self.order_by(request.sort)
+            if all(_resolve(sort.field).source == "column" for sort in request.sort):
+                ranking = sa.select(COLUMNS.c.doc_id).order_by(*order)
+            else:
+                page = (
+                    sa.select(COLUMNS.c.series_instance_uid)
+                    .where(where)
+                    .order_by(*order)
+                    .offset(request.offset)
+                    .limit(request.limit)
+                )
+        return _Plan(
+            matched=sa.select(self.joined_ids()).where(where) if filtered else None,
+            counts=counts,
+            page=page,
+            ranking=ranking,
+            sort_key=tuple((sort.field, sort.order) for sort in request.sort),
+            facets=facets,
+        )
+
+    def joined_ids(self, doc_id: ColumnElement[int] = COLUMNS.c.doc_id) -> ColumnElement[str]:
+        """The doc_ids of the rows selected as one comma-separated string: one value to
+        fetch however many rows match."""
+        if self.postgres:
+            return sa.func.string_agg(sa.cast(doc_id, sa.Text), ",")
+        return sa.func.group_concat(doc_id)
 
 
 @dataclass(frozen=True)
@@ -900,18 +933,23 @@ def _prepare(document: Mapping[str, Any], position: int, now: datetime) -> _Row:
     )
 
 
-def _now() -> datetime:
-    """UTC, naive (as the archive keeps times), from this clock, not the database's."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 # ----------------------------------------------------------------------------- backend
+
+
+def _buckets(spec: _FacetPlan, counted: list[tuple[Any, int]]) -> list[Bucket]:
+    """A facet's buckets from (value, count) pairs: date histograms add up days (or longer
+    prefixes) by interval; terms keep the largest counts, ties by value."""
+    if spec.histogram is not None:
+        length, completion = spec.histogram
+        totals: dict[str, int] = {}
+        for value, count in counted:
+            first = f"{str(value)[:length]}{completion}"
+            totals[first] = totals.get(first, 0) + count
+        return [Bucket(key=key, count=count) for key, count in sorted(totals.items())]
+    ordered = sorted(counted, key=lambda pair: (-pair[1], pair[0]))[: spec.size]
+    if spec.type is FieldType.NUMBER:
+        return [Bucket(key=_number_key(float(value)), count=count) for value, count in ordered]
+    return [Bucket(key=str(value), count=count) for value, count in ordered]
 
 
 class SqlSearchBackend:
@@ -930,6 +968,7 @@ class SqlSearchBackend:
         self.postgres = engine.dialect.name == "postgresql"
         self._writer = engine.execution_options(sqlite_immediate=True)
         self._compiler = _Compiler(engine.dialect.name)
+        self._doc_values = DocValues()
 
     # -- reading
 
@@ -940,38 +979,65 @@ class SqlSearchBackend:
     def search(self, request: SearchRequest) -> SearchResult:
         plan = self.compile(request)
         with self._read() as conn:
-            rows = conn.execute(plan.counts).all()
-            total = next(int(count) for facet, _, _, count in rows if facet == -1)
+            number = conn.execute(sa.select(GENERATION.c.generation)).scalar_one()
+            generation = self._doc_values.generation(number, lambda: self._every_id(conn))
+            matched = None
+            if plan.matched is not None:
+                matched = parse_ids(conn.execute(plan.matched).scalar_one())
+            selection = generation.select(matched)
+            in_sql = conn.execute(plan.counts).all() if plan.counts is not None else []
+            counted: list[list[tuple[Any, int]]] = []
+            for spec in plan.facets:
+                if spec.values is None:
+                    counted.append([])
+                    continue
+                single = spec.field[0] == "column"
+                codes = generation.codes(spec.field, conn, spec.values, single=single)
+                counted.append(codes.count(selection))
             hits = []
-            if plan.page is not None and request.offset < total:
-                uids = list(conn.execute(plan.page).scalars())
-                found = conn.execute(
-                    sa.select(DOCUMENTS.c.series_instance_uid, DOCUMENTS.c.document).where(
-                        DOCUMENTS.c.series_instance_uid.in_(uids)
-                    )
+            if request.limit and request.offset < selection.total:
+                hits = self._hits(conn, plan, generation, selection, request)
+        for facet, key, value, count in in_sql:
+            counted[facet].append((key if value is None else value, int(count)))
+        facets = {
+            spec.name: _buckets(spec, buckets)
+            for spec, buckets in zip(plan.facets, counted, strict=True)
+        }
+        return SearchResult(total=selection.total, hits=hits, facets=facets)
+
+    def _every_id(self, conn: Connection) -> IdArray:
+        return parse_ids(conn.execute(sa.select(self._compiler.joined_ids())).scalar_one())
+
+    def _hits(
+        self,
+        conn: Connection,
+        plan: _Plan,
+        generation: Generation,
+        selection: Selection,
+        request: SearchRequest,
+    ) -> list[dict[str, Any]]:
+        """The page's documents, in order."""
+        if plan.ranking is not None:
+            ranking = plan.ranking
+            ranks = generation.ranks(plan.sort_key, lambda: conn.execute(ranking).scalars())
+            doc_ids = generation.page(selection, ranks, request.offset, request.limit).tolist()
+            found_uids = conn.execute(
+                sa.select(COLUMNS.c.doc_id, COLUMNS.c.series_instance_uid).where(
+                    COLUMNS.c.doc_id.in_(doc_ids)
                 )
-                documents = {uid: document for uid, document in found}
-                hits = [dict(documents[uid]) for uid in uids]
-        grouped: list[list[tuple[Any, Any, int]]] = [[] for _ in plan.facets]
-        for facet, key, number, count in rows:
-            if facet >= 0:
-                grouped[facet].append((key, number, int(count)))
-        facets = {}
-        for spec, buckets in zip(plan.facets, grouped, strict=True):
-            if spec.histogram is not None:  # days, added up by interval
-                length, completion = spec.histogram
-                days: dict[str, int] = {}
-                for key, _, count in buckets:
-                    first = f"{str(key)[:length]}{completion}"
-                    days[first] = days.get(first, 0) + count
-                facets[spec.name] = [Bucket(key=k, count=c) for k, c in sorted(days.items())]
-            else:  # the query kept the largest counts; in order here
-                ordered = sorted(buckets, key=lambda b: (-b[2], b[1] if b[0] is None else b[0]))
-                facets[spec.name] = [
-                    Bucket(key=_number_key(number) if key is None else str(key), count=count)
-                    for key, number, count in ordered
-                ]
-        return SearchResult(total=total, hits=hits, facets=facets)
+            )
+            uids = {doc_id: uid for doc_id, uid in found_uids}
+            ordered = [uids[doc_id] for doc_id in doc_ids]
+        else:
+            assert plan.page is not None
+            ordered = list(conn.execute(plan.page).scalars())
+        found = conn.execute(
+            sa.select(DOCUMENTS.c.series_instance_uid, DOCUMENTS.c.document).where(
+                DOCUMENTS.c.series_instance_uid.in_(ordered)
+            )
+        )
+        documents = {uid: document for uid, document in found}
+        return [dict(documents[uid]) for uid in ordered]
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -987,9 +1053,9 @@ class SqlSearchBackend:
 
     def index(self, documents: Iterable[dict[str, Any]]) -> int:
         count = 0
-        now = _now()
+        now = utc_now()
         with self._write_transaction() as conn:
-            for batch in _batches(documents, self.batch_size):
+            for batch in chunked(documents, self.batch_size):
                 rows = {}
                 for position, document in enumerate(batch, start=count):
                     row = _prepare(document, position, now)
@@ -1004,9 +1070,9 @@ class SqlSearchBackend:
         one writer lock is never held for long), then remove the documents indexed before
         the reindex began. Every search meanwhile finds every series, each as it was or as
         it is now; series indexed by others during the reindex stay."""
-        started = _now()
+        started = utc_now()
         count = 0
-        for batch in _batches(documents, self.batch_size):
+        for batch in chunked(documents, self.batch_size):
             count += self.index(batch)
         with self._write_transaction() as conn:
             stale = sa.select(DOCUMENTS.c.series_instance_uid).where(
@@ -1023,6 +1089,7 @@ class SqlSearchBackend:
         with self._writer.begin() as conn:
             if self.postgres:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+            conn.execute(sa.update(GENERATION).values(generation=GENERATION.c.generation + 1))
             yield conn
 
     def _write(self, conn: Connection, rows: list[_Row]) -> None:
@@ -1126,7 +1193,7 @@ class SqlSearchBackend:
     def delete(self, series_instance_uids: Sequence[str]) -> int:
         deleted = 0
         with self._write_transaction() as conn:
-            for batch in _batches(series_instance_uids, self.batch_size):
+            for batch in chunked(series_instance_uids, self.batch_size):
                 deleted += self._remove(conn, batch, keep_documents=False)
         return deleted
 

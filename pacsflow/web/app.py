@@ -17,17 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from flask_appbuilder import AppBuilder, IndexView
+from flask_appbuilder import AppBuilder
 from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla.base import SQLA
 from sqlalchemy import Engine, text
 from werkzeug.security import check_password_hash
 
+from pacsflow.archive.archive import Archive
 from pacsflow.settings import Settings, load_settings
 from pacsflow.web.api import register_api
+from pacsflow.web.audit import init_audit
+from pacsflow.web.dashboard import SearchIndexView, register_dashboard
 from pacsflow.web.dicomweb import register_dicomweb
+from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
 from pacsflow.web.security import RoleName, ensure_roles, init_security
 from pacsflow.web.users import default_email, insert_user
+from pacsflow.web.viewer import register_viewer
 from pacsflow.workflows.airflow_env import SERVICE_USER, service_password
 
 logger = logging.getLogger(__name__)
@@ -37,12 +42,6 @@ ADMIN_PASSWORD_FILE = "admin_password"
 STARTUP_LOCK_FILE = "web-startup.lock"
 # pg_advisory_lock key shared by all pacsflow web workers ("pacsflow" in ASCII, as an int).
 STARTUP_LOCK_KEY = int.from_bytes(b"pacsflow", "big") >> 1
-
-
-class PacsflowIndexView(IndexView):
-    """Placeholder start page until the dashboard exists."""
-
-    index_template = "pacsflow/index.html"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -55,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     app.add_url_rule("/health", "health", health)
     with app.app_context(), startup_lock(settings, db.engine):
-        appbuilder = AppBuilder(indexview=PacsflowIndexView)
+        appbuilder = AppBuilder(indexview=SearchIndexView)
         appbuilder.init_app(app, db.session)
         ensure_roles(appbuilder.sm)
         ensure_admin(appbuilder.sm, settings)
@@ -63,7 +62,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         init_security(app)
         register_dicomweb(app)
         register_api(app)
+        register_dashboard(app, appbuilder)
+        init_audit(app)
+        register_viewer(app)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Write what the audit trail still holds and release the archive (worker exit, tests)."""
+    archive: Archive = app.extensions[ARCHIVE_EXTENSION]
+    archive.close()
 
 
 def flask_config(settings: Settings) -> dict[str, Any]:

@@ -29,6 +29,10 @@ from jwt import PyJWTError
 from werkzeug.datastructures import Authorization
 from werkzeug.wrappers import Response
 
+from pacsflow.web import tokens
+from pacsflow.web.dicomweb.common import archive
+from pacsflow.web.tokens import is_access_token
+
 logger = logging.getLogger(__name__)
 
 DICOM_RESOURCE = "DICOM"
@@ -39,6 +43,7 @@ _CACHE_EXTENSION = "pacsflow_credential_cache"
 _PUBLIC_ENDPOINTS_EXTENSION = "pacsflow_public_endpoints"
 _AUTHENTICATING = "_pacsflow_authenticating"
 _PERMISSIONS_EXTENSION = "pacsflow_permission_cache"
+VIA_ACCESS_TOKEN = "pacsflow_via_access_token"  # flag in flask.g
 PERMISSION_CACHE_TTL = 10.0
 
 P = ParamSpec("P")
@@ -49,11 +54,13 @@ __all__ = [
     "CredentialCache",
     "Permission",
     "RoleName",
+    "VIA_ACCESS_TOKEN",
     "credential_cache",
     "ensure_roles",
     "forbidden_response",
     "has_permission",
     "init_security",
+    "is_admin",
     "load_user_from_request",
     "require",
     "require_login",
@@ -105,6 +112,11 @@ SELF_SERVICE_GRANTS: tuple[tuple[str, str], ...] = (
 def security_manager(app: Flask | None = None) -> Any:
     """FAB's security manager of ``app`` (default: the current app); FAB leaves it untyped."""
     return (app or current_app).extensions["appbuilder"].sm
+
+
+def is_admin(user: Any) -> bool:
+    """Admins see and manage everything (tokens of others, the audit trail)."""
+    return any(role.name == RoleName.ADMIN.value for role in getattr(user, "roles", ()))
 
 
 def has_permission(user: Any, permission: Permission) -> bool:
@@ -264,8 +276,20 @@ def _authenticate(auth: Authorization) -> Any | None:
     if auth.type == "basic":
         return _user_from_basic(auth.username or "", auth.password or "")
     if auth.type == "bearer" and auth.token:
+        if is_access_token(auth.token):
+            return _user_from_access_token(auth.token)
         return _user_from_jwt(auth.token)
     return None
+
+
+def _user_from_access_token(token: str) -> Any | None:
+    """A personal access token, checked at every request (no cache: revocation is at once)."""
+    user_id = tokens.user_of(archive().engine, token)
+    if user_id is None:
+        logger.info("rejected an access token: unknown, revoked or expired")
+        return None
+    g.setdefault(VIA_ACCESS_TOKEN, True)
+    return security_manager().load_user(user_id)  # None if the user was deactivated
 
 
 def _user_from_basic(username: str, password: str) -> Any | None:

@@ -13,6 +13,14 @@ from pacsflow.settings import Settings
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 
 
+def close_worker_app(server: Any, worker: Any) -> None:
+    """Gunicorn's worker_exit hook: a stopping worker writes its pending audit records."""
+    if worker.wsgi is not None:
+        from pacsflow.web.app import close_app
+
+        close_app(worker.wsgi)
+
+
 class WebServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -30,6 +38,7 @@ class WebServer(BaseApplication):  # type: ignore[misc]
             "access_log_format": ACCESS_LOG_FORMAT,
             "loglevel": self.settings.log_level.lower(),
             "proc_name": "pacsflow-web",
+            "worker_exit": close_worker_app,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 
 from flask import Flask
 
-from pacsflow.web.security import RoleName, credential_cache, security_manager
+from pacsflow.web.security import RoleName, credential_cache, is_admin, security_manager
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def delete_user(app: Flask, username: str) -> None:
         user = sm.find_user(username=username)
         if user is None:
             raise ValueError(f"no user named {username!r}")
-        if _is_admin(user) and user.active and _count_active_admins(sm) <= 1:
+        if is_admin(user) and user.active and _count_active_admins(sm) <= 1:
             raise ValueError(
                 f"user {username!r} is the last active {RoleName.ADMIN.value}; "
                 "create another admin first"
@@ -122,12 +122,8 @@ def _find_role(sm: Any, name: str) -> Any:
     return role
 
 
-def _is_admin(user: Any) -> bool:
-    return any(role.name == RoleName.ADMIN.value for role in user.roles)
-
-
 def _count_active_admins(sm: Any) -> int:
-    return sum(1 for user in sm.get_all_users() if user.active and _is_admin(user))
+    return sum(1 for user in sm.get_all_users() if user.active and is_admin(user))
 
 
 def _describe(user: Any) -> UserInfo:

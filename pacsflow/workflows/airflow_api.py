@@ -72,9 +72,14 @@ class AirflowClient:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
         return self._get_if_found(path, f"reading run {run_id} of DAG {dag_id}")
 
-    def runs(self, dag_id: str, limit: int = 1000) -> list[dict[str, Any]]:
-        """The DAG's newest runs, up to ``limit``."""
-        params = {"limit": limit, "order_by": "-run_after"}
+    def runs(
+        self, dag_id: str = "~", limit: int = 1000, run_id_pattern: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The DAG's (``~``: every DAG's) newest runs, up to ``limit``; with a pattern only
+        the runs whose id contains it."""
+        params: dict[str, Any] = {"limit": limit, "order_by": "-run_after"}
+        if run_id_pattern is not None:
+            params["run_id_pattern"] = run_id_pattern
         response = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)
         if response.status_code != 200:
             raise _error(f"listing runs of DAG {dag_id}", response)

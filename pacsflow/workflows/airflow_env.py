@@ -18,6 +18,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pacsflow.settings import Settings
 from pacsflow.supervisor import Service
@@ -33,7 +34,11 @@ PACSFLOW_CONNECTION = "pacsflow_default"
 AUTH_MANAGER = "pacsflow.workflows.auth_manager.PacsflowAuthManager"
 
 
-EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+EXECUTORS = {
+    "local": "LocalExecutor",
+    "celery": "CeleryExecutor",
+    "kubernetes": "KubernetesExecutor",
+}
 
 
 def service_password(settings: Settings) -> str:
@@ -58,6 +63,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     home = settings.airflow_home
     home.mkdir(parents=True, exist_ok=True)
     database_url = settings.airflow_sqlalchemy_url
+    web = urlsplit(settings.web_url)
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
@@ -89,9 +95,9 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         f"AIRFLOW_CONN_{PACSFLOW_CONNECTION.upper()}": json.dumps(
             {
                 "conn_type": "http",
-                "host": "127.0.0.1",
-                "port": settings.http_port,
-                "schema": "http",
+                "host": web.hostname,
+                "port": web.port or (443 if web.scheme == "https" else 80),
+                "schema": web.scheme,
                 "login": SERVICE_USER,
                 "password": service_password(settings),
             }

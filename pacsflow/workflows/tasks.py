@@ -6,6 +6,7 @@ the pacsflow client it built from the ``pacsflow_default`` connection.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pacsflow.archive.ingest import SourceKind
@@ -21,7 +22,7 @@ def route_series(client: PacsflowClient, conf: dict[str, Any], rules: RuleSet) -
     """The actions the rules give for the series in ``conf``, split by kind for mapping.
 
     ``triggers`` are keyword arguments of TriggerDagRunOperator; the triggered run's conf
-    holds the series' identity and the rule's own conf.
+    holds the series' identity and the rule's own conf, its run id the series' UID.
     """
     metadata = client.series_metadata(conf["study_instance_uid"], conf["series_instance_uid"])
     source = conf.get("source", {})
@@ -37,10 +38,22 @@ def route_series(client: PacsflowClient, conf: dict[str, Any], rules: RuleSet) -
     for rule, action in matching_actions(rules, facts):
         if action.trigger is not None:
             run_conf = {**series, **action.trigger.conf, "rule": rule.name}
-            triggers.append({"trigger_dag_id": action.trigger.dag_id, "conf": run_conf})
+            dag_id = action.trigger.dag_id
+            triggers.append(
+                {
+                    "trigger_dag_id": dag_id,
+                    "trigger_run_id": series_run_id(dag_id, conf["series_instance_uid"]),
+                    "conf": run_conf,
+                }
+            )
         if action.forward is not None:
             forwards.append({"rule": rule.name, **action.forward.model_dump(exclude_none=True)})
     return {"triggers": triggers, "forwards": forwards}
+
+
+def series_run_id(dag_id: str, series_uid: str) -> str:
+    """A new run id naming the series, so the runs that touched a series can be found."""
+    return f"{dag_id}__{series_uid}__{uuid.uuid4().hex[:12]}"
 
 
 def remote_ae(client: PacsflowClient, ae_title: str) -> Destination:

@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -307,6 +308,41 @@ def test_concurrent_ingests_of_a_new_series(archive: Archive) -> None:
     assert series.number_of_instances == len(bodies)
     assert (study.number_of_series, study.number_of_instances) == (1, len(bodies))
     assert len(list(archive.storage.iter_keys())) == len(bodies)
+
+
+@pytest.mark.parametrize("same_content", [True, False])
+def test_concurrent_ingests_of_one_instance_keep_one_whole(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch, same_content: bool
+) -> None:
+    """Two senders storing one SOP instance at once (a retry crossing the original): one
+    stores it, the other finds it stored; the file stays the indexed one, whole. A slow
+    fsync holds the first commit back while the second arrives."""
+    ds = pydicom.dcmread(CT)
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    first = encoded(ds)
+    if not same_content:
+        ds.PatientName = "Other^Content"
+    bodies = [first, encoded(ds)]
+    sync = archive.storage.sync
+
+    def slow_sync(keys: list[str]) -> None:
+        time.sleep(0.3)
+        sync(keys)
+
+    monkeypatch.setattr(archive.storage, "sync", slow_sync)
+
+    def attempt(body: bytes) -> Outcome | StoreStatus:
+        try:
+            return store(archive, body)
+        except IngestError as refused:
+            return StoreStatus(refused.status)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(attempt, bodies), key=str)
+    later = Outcome.DUPLICATE if same_content else StoreStatus.DUPLICATE_SOP_INSTANCE
+    assert sorted([Outcome.STORED, later], key=str) == outcomes
+    report = fsck(archive, verify=True)
+    assert report.ok and report.checked == 1, report
 
 
 @pytest.mark.parametrize("instance_uid", ["1.2.3.4", "1.2.3.45"])  # odd and even lengths

@@ -16,8 +16,7 @@ from werkzeug.test import TestResponse
 
 from pacsflow.archive.ingest import Source, SourceKind
 from pacsflow.archive.query import MORE_RESULTS_WARNING
-from pacsflow.web.app import create_app
-from tests.conftest import ADMIN_PASSWORD, migrated_archive
+from tests.conftest import ADMIN_PASSWORD, migrated_archive, opened_app
 
 ROOT = "http://localhost/dicomweb"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()}
@@ -84,7 +83,8 @@ def server(
         for path in corpus(shared_data):
             with open(path, "rb") as f:
                 archive.ingest_stream(f, Source(SourceKind.IMPORT))
-        yield Server(create_app(archive.settings).test_client())
+        with opened_app(archive.settings) as app:
+            yield Server(app.test_client())
 
 
 # -- studies -----------------------------------------------------------------------------------

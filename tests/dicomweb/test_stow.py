@@ -14,8 +14,7 @@ from flask.testing import FlaskClient
 from pydicom.data import get_testdata_file
 
 from pacsflow.settings import Settings
-from pacsflow.web.app import create_app
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, opened_app
 from tests.multipart import multipart_body
 
 BOUNDARY = "pacsflow-test-boundary"
@@ -30,7 +29,8 @@ def app(settings: Settings) -> Iterator[Flask]:
     from pacsflow.archive.archive import Archive
 
     Archive(settings).migrate()
-    yield create_app(settings)
+    with opened_app(settings) as app:
+        yield app
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""C-MOVE and C-GET: to dcmtk's storescp, from movescu and getscu, and from pynetdicom."""
+"""C-MOVE and C-GET: to dcmtk's storescp, from movescu and getscu, and from pynetdicom; and
+the audit records of DIMSE access (C-STORE per association, C-FIND, C-MOVE, C-GET)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -23,12 +25,14 @@ from pynetdicom import AE, build_role, evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at import time
     PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.remote_aes import add_peer
+from pacsflow.audit import AuditKind, AuditOutcome, read_events
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver import ReceiverHandle
 from pacsflow.receiver.retrieve import Match, RetrieveStatus, destination_contexts
@@ -290,12 +294,72 @@ def test_move_to_peer_without_address(
 
 def test_destination_contexts_offer_stored_then_uncompressed_syntaxes() -> None:
     matches = [
-        Match("1.1", CTImageStorage, JPEG2000Lossless, "a"),
-        Match("1.2", CTImageStorage, ExplicitVRLittleEndian, "b"),
-        Match("1.3", MRImageStorage, ImplicitVRLittleEndian, "c"),
+        Match("1.1", CTImageStorage, JPEG2000Lossless, "a", "9.9"),
+        Match("1.2", CTImageStorage, ExplicitVRLittleEndian, "b", "9.9"),
+        Match("1.3", MRImageStorage, ImplicitVRLittleEndian, "c", "9.9"),
     ]
     contexts = {str(cx.abstract_syntax): cx.transfer_syntax for cx in destination_contexts(matches)}
     assert contexts == {
         CTImageStorage: [ExplicitVRLittleEndian, JPEG2000Lossless, ImplicitVRLittleEndian],
         MRImageStorage: [ImplicitVRLittleEndian, ExplicitVRLittleEndian],
     }
+
+
+# -- the audit trail: every DIMSE access, with calling AE, address, studies and outcome
+
+
+def events(archive: Archive, kind: AuditKind) -> list[dict[str, Any]]:
+    archive.audit.flush()
+    return read_events(archive.engine, kind=kind)
+
+
+def test_stores_are_audited_once_per_association(archive: Archive, study: Stored) -> None:
+    (stored,) = events(archive, AuditKind.STORE)
+    assert (stored["user"], stored["interface"], stored["event_code"]) == (
+        CALLING_AE,
+        "dimse",
+        "110104",
+    )
+    assert stored["source"].startswith("127.0.0.1:")
+    assert stored["studies"] == [study.study]
+    assert (stored["outcome"], stored["action"]) == (AuditOutcome.SUCCESS, "C")
+    assert "stored=4" in stored["detail"]
+
+
+def test_a_find_is_audited_with_the_studies_it_answered(
+    receiver: ReceiverHandle, archive: Archive, study: Stored
+) -> None:
+    ae = AE(ae_title=CALLING_AE)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", receiver.port, ae_title=CALLED_AE)
+    identifier = _identifier("STUDY", StudyInstanceUID=study.study, PatientName="")
+    answers = list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+    assoc.release()
+    assert answers[-1][0].Status == 0
+    (query,) = events(archive, AuditKind.QUERY)
+    assert (query["user"], query["status"], query["studies"]) == (CALLING_AE, 0, [study.study])
+    assert query["detail"] == "C-FIND STUDY StudyInstanceUID"
+
+
+def test_moves_and_gets_are_audited_refused_or_not(
+    receiver: ReceiverHandle, archive: Archive, study: Stored, storescp: StoreSCP
+) -> None:
+    identifier = _identifier("STUDY", StudyInstanceUID=study.study)
+    model = StudyRootQueryRetrieveInformationModelMove
+    _move(receiver.port, identifier, DESTINATION, model)
+    _move(receiver.port, identifier, "NOBODY", model)
+    series = _identifier("SERIES", StudyInstanceUID=study.study, SeriesInstanceUID=study.series[0])
+    _get(receiver.port, series)
+    got, refused, moved = events(archive, AuditKind.RETRIEVE)  # newest first
+    assert (moved["detail"], moved["studies"], moved["outcome"]) == (
+        f"C-MOVE 4 instances to {DESTINATION}",
+        [study.study],
+        AuditOutcome.SUCCESS,
+    )
+    assert (refused["detail"], refused["status"], refused["outcome"]) == (
+        "C-MOVE refused",
+        0xA801,
+        AuditOutcome.SERIOUS_FAILURE,
+    )
+    assert (got["detail"], got["studies"]) == ("C-GET 2 instances", [study.study])
+    assert {e["user"] for e in (moved, refused, got)} == {CALLING_AE}

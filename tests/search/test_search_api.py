@@ -4,6 +4,7 @@ stored, QIDO-style GET and full POST, facets against the index tables, deletion,
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ from pacsflow.archive.ingest import Source, SourceKind
 from pacsflow.archive.models import Series
 from pacsflow.cli import main
 from pacsflow.settings import Settings
-from pacsflow.web.app import create_app
 from pacsflow.web.users import create_user
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, opened_app
 from tests.live_server import ADMIN_PASSWORD
 from tests.web.web_helpers import basic
 
@@ -37,12 +37,13 @@ def series_uid(path: Path) -> str:
 
 
 @pytest.fixture
-def app(settings: Settings, archive: Archive) -> Flask:
+def app(settings: Settings, archive: Archive) -> Iterator[Flask]:
     source = Source(SourceKind.DIMSE, calling_ae="CT_SCANNER")
     for path in FILES:
         with open(path, "rb") as f:
             archive.ingest_stream(f, source)
-    return create_app(settings)
+    with opened_app(settings) as app:
+        yield app
 
 
 @pytest.fixture

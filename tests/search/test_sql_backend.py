@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,9 @@ def test_facet_counts_equal_counts_of_the_field_tables(loaded: SqlSearchBackend)
 
 
 def plan(backend: SqlSearchBackend, request: SearchRequest) -> str:
-    """The database's plan for the request's count query, as one string."""
-    statement = backend.compile(request).counts
+    """The database's plan for the request's filter (the query of matching doc_ids)."""
+    statement = backend.compile(request).matched
+    assert statement is not None
     compiled = statement.compile(
         dialect=backend.engine.dialect, compile_kwargs={"render_postcompile": True}
     )
@@ -245,7 +247,7 @@ def test_filters_use_indexes(
 
 
 def test_default_sort_reads_the_recent_index(loaded: SqlSearchBackend) -> None:
-    statement = loaded.compile(SearchRequest()).page
+    statement = loaded.compile(SearchRequest()).ranking
     assert statement is not None
     compiled = statement.compile(dialect=loaded.engine.dialect)
     with loaded.engine.connect() as conn:
@@ -288,7 +290,7 @@ def test_values_reach_sql_only_as_bound_parameters(loaded: SqlSearchBackend) -> 
         },
     )
     compiled = loaded.compile(request)
-    statements = [compiled.counts, compiled.page]
+    statements = [compiled.matched, compiled.counts, compiled.page]
     for statement in statements:
         assert statement is not None
         sql = str(statement.compile(dialect=loaded.engine.dialect))
@@ -423,6 +425,67 @@ def test_threads_index_and_search_at_once(backend: SqlSearchBackend) -> None:
     assert failures == []
     assert backend.search(SearchRequest(limit=0)).total == len(DOCUMENTS)
     fts_is_consistent(backend)
+
+
+FILTERED_FACETS = {
+    "m": TermsFacet(field="Modality", size=1000),
+    "l": TermsFacet(field="AnnotationLabels", size=1000),
+    "y": DateHistogramFacet(field="StudyDate", interval="year"),
+    "k": TermsFacet(field="tags.ConvolutionKernel", size=1000),
+}
+
+
+def counts_over(hits: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """What FILTERED_FACETS must count, computed from the documents themselves."""
+    counted: dict[str, Counter[str]] = {name: Counter() for name in FILTERED_FACETS}
+    for hit in hits:
+        counted["m"][hit["Modality"]] += 1
+        counted["l"].update(hit.get("AnnotationLabels", []))
+        counted["y"][hit["StudyDate"][:4] + "-01-01"] += 1
+        if "ConvolutionKernel" in hit["tags"]:
+            counted["k"][hit["tags"]["ConvolutionKernel"]] += 1
+    return {name: dict(counter) for name, counter in counted.items()}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        None,
+        Term(field="Modality", value="CT"),
+        Text(text="liver"),
+        Range(field=f"radiomics.{MESH_VOLUME}", gte=1000),
+        Bool(must_not=[Terms(field="Modality", values=["SEG", "RTSTRUCT"])]),
+    ],
+)
+def test_facet_counts_equal_counts_over_the_hits(loaded: SqlSearchBackend, query: Any) -> None:
+    result = loaded.search(SearchRequest(query=query, limit=1000, facets=FILTERED_FACETS))
+    assert result.total == len(result.hits) > 0
+    facets = {name: {b.key: b.count for b in buckets} for name, buckets in result.facets.items()}
+    assert facets == counts_over(result.hits)
+
+
+def test_searches_see_what_another_process_wrote(search_archive: Archive) -> None:
+    """Each process keeps its own doc values; a write elsewhere makes them stale at once."""
+    reader = SqlSearchBackend(search_archive.engine)
+    writer = SqlSearchBackend(search_archive.engine)
+    writer.clear()
+    writer.index(DOCUMENTS[:6])
+    request = SearchRequest(limit=1000, facets=FILTERED_FACETS)
+    assert reader.search(request).total == 6
+    writer.index(DOCUMENTS[6:])
+    writer.delete([DOCUMENTS[0]["SeriesInstanceUID"]])
+    result = reader.search(request)
+    assert result.total == len(DOCUMENTS) - 1
+    assert DOCUMENTS[0]["SeriesInstanceUID"] not in {h["SeriesInstanceUID"] for h in result.hits}
+    facets = {name: {b.key: b.count for b in buckets} for name, buckets in result.facets.items()}
+    assert facets == counts_over(result.hits)
+    newest = reader.search(request.model_copy(update={"limit": 3}))
+    assert (
+        newest.hits
+        == SqlSearchBackend(search_archive.engine)
+        .search(request.model_copy(update={"limit": 3}))
+        .hits
+    )
 
 
 def test_facet_keys_of_numbers(loaded: SqlSearchBackend) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from web_helpers import ADMIN_PASSWORD
 
+from pacsflow.archive.archive import Archive
 from pacsflow.settings import load_settings
-from pacsflow.web.app import create_app
+from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
+from tests.conftest import opened_app
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +26,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    return create_app(load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD))
+def app(tmp_path: Path) -> Iterator[Flask]:
+    """An app on a migrated archive (the audit trail needs its table)."""
+    with opened_app(load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD)) as app:
+        archive: Archive = app.extensions[ARCHIVE_EXTENSION]
+        archive.migrate()
+        yield app
 
 
 @pytest.fixture

@@ -84,14 +84,14 @@ def test_health_needs_no_login(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ok"}
 
 
-def test_index_redirects_browsers_to_login_and_shows_pacsflow(client: FlaskClient) -> None:
+def test_index_redirects_browsers_to_login_and_shows_the_dashboard(client: FlaskClient) -> None:
     anonymous = client.get("/")
     assert anonymous.status_code == 302
     assert anonymous.headers["Location"].startswith("/login/?next=")
 
     page = client.get("/", headers=basic("admin", ADMIN_PASSWORD))
     assert page.status_code == 200
-    assert b"pacsflow" in page.data and b"/dicomweb" in page.data
+    assert b"pacsflow" in page.data and b'id="search-form"' in page.data
 
 
 def test_browser_login_form_gives_a_session(app: Flask, client: FlaskClient) -> None:

@@ -5,6 +5,7 @@ Runs on a real Airflow are tested in tests/workflows/test_manual_runs.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ from flask.testing import FlaskClient
 from web_helpers import ADMIN_PASSWORD, basic
 
 from pacsflow.settings import load_settings
-from pacsflow.web.app import create_app
 from pacsflow.web.users import create_user
 from pacsflow.workflows.manual_runs import is_user_runnable
+from tests.conftest import opened_app
 from tests.live_server import free_port
 
 RUNS = "/api/v1/workflows/process_series/runs"
@@ -24,10 +25,11 @@ ADMIN = basic("admin", ADMIN_PASSWORD)
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
+def app(tmp_path: Path) -> Iterator[Flask]:
     """An app whose Airflow port has nothing listening: Airflow is down."""
     settings = load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD, airflow_port=free_port())
-    return create_app(settings)
+    with opened_app(settings) as app:
+        yield app
 
 
 @pytest.fixture

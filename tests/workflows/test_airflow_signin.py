@@ -128,11 +128,14 @@ def test_an_operator_signs_in_with_the_pacsflow_account_and_runs_dags(
     assert triggered.status_code == 200, triggered.text[:500]
     assert wait_finished(session, f"{runs}/{run_id}")["state"] == "success", platform.stack.tail()
 
-    # The plugin's link on a task of that run opens its study in pacsflow's viewer.
+    # The plugin's links on a task of that run open its study in the dashboard and the viewer.
     links = session.get(f"{runs}/{run_id}/taskInstances/route/links", timeout=30)
     assert links.status_code == 200, links.text[:500]
-    viewer = f"{platform.settings.web_url}/viewer?StudyInstanceUIDs={study}"
-    assert links.json()["extra_links"]["Open in viewer"] == viewer
+    public = platform.settings.public_url
+    assert links.json()["extra_links"] == {
+        "Open study page": f"{public}/studies/{study}",
+        "Open in viewer": f"{public}/viewer?StudyInstanceUIDs={study}",
+    }
 
 
 def test_a_viewer_signs_in_and_reads_but_cannot_trigger(platform: Platform, people: None) -> None:
@@ -207,7 +210,10 @@ def test_the_plugin_links_airflow_to_pacsflow(platform: Platform, people: None) 
     plugins = session.get(f"{platform.settings.airflow_url}/api/v2/plugins", timeout=30)
     assert plugins.status_code == 200, plugins.text[:500]
     (plugin,) = [p for p in plugins.json()["plugins"] if p["name"] == "pacsflow"]
-    web = platform.settings.web_url
+    web = platform.settings.public_url
     assert {view["href"] for view in plugin["external_views"]} == {f"{web}/", f"{web}/viewer"}
-    (link,) = plugin["global_operator_extra_links"]
-    assert "ViewerLink" in link
+    links = plugin["global_operator_extra_links"]
+    assert len(links) == 2
+    assert any("StudyLink" in link for link in links) and any(
+        "ViewerLink" in link for link in links
+    )

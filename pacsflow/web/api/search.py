@@ -30,6 +30,7 @@ from pacsflow.search.model import (
     SearchBackend,
     SearchError,
     SearchRequest,
+    SearchResult,
     Sort,
     Term,
     Terms,
@@ -72,12 +73,17 @@ def visible_to(user: Any) -> Clause | None:
     return None
 
 
-def _search(search: SearchRequest) -> ResponseReturnValue:
+def visible_search(search: SearchRequest) -> SearchResult:
+    """Run ``search`` over what the current user may see."""
     scope = visible_to(current_user)
     if scope is not None:
         clauses = [c for c in (search.query, scope) if c is not None]
         search = search.model_copy(update={"query": Bool(must=clauses)})
-    return jsonify(backend().search(search).model_dump())
+    return backend().search(search)
+
+
+def _search(search: SearchRequest) -> ResponseReturnValue:
+    return jsonify(visible_search(search).model_dump())
 
 
 @require(Permission.READ)

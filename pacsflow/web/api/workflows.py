@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from pacsflow.search.indexing import study_series
 from pacsflow.web.dicomweb.common import archive
 from pacsflow.web.security import Permission, require
 from pacsflow.workflows.airflow_api import AirflowClient, AirflowError, AirflowUnavailable
@@ -25,6 +26,7 @@ from pacsflow.workflows.manual_runs import (
 
 AIRFLOW_EXTENSION = "pacsflow_airflow"
 MAX_SERIES_PER_REQUEST = 1000
+MAX_RUNS_PER_SERIES = 100
 RUN_FIELDS = ("dag_id", "dag_run_id", "state", "queued_at", "start_date", "end_date")
 
 
@@ -79,9 +81,27 @@ def get_run(dag_id: str, run_id: str) -> ResponseReturnValue:
     return jsonify(_run_summary(run))
 
 
-def _run_summary(run: dict[str, Any]) -> dict[str, Any]:
+@require(Permission.READ)
+def study_runs(study: str) -> ResponseReturnValue:
+    """The runs that touched the study's series, newest first: their run ids name the
+    series (dispatched, manual and rule-triggered runs alike)."""
+    series = study_series(archive(), study)
+    if not series:
+        return _error(404, f"no study {study} in the archive")
+    client = airflow()
+    runs = [
+        _run_summary(run, uid)
+        for uid in series
+        for run in client.runs(limit=MAX_RUNS_PER_SERIES, run_id_pattern=uid)
+    ]
+    runs.sort(key=lambda run: run["queued_at"] or "", reverse=True)
+    return jsonify({"runs": runs})
+
+
+def _run_summary(run: dict[str, Any], series_uid: str | None = None) -> dict[str, Any]:
     summary = {field: run.get(field) for field in RUN_FIELDS}
-    summary["series_instance_uid"] = (run.get("conf") or {}).get("series_instance_uid")
+    conf = run.get("conf") or {}
+    summary["series_instance_uid"] = conf.get("series_instance_uid", series_uid)
     return summary
 
 
@@ -101,6 +121,7 @@ def register(blueprint: Blueprint) -> None:
     blueprint.add_url_rule("/workflows", view_func=list_workflows, methods=["GET"])
     blueprint.add_url_rule("/workflows/<dag_id>/runs", view_func=start, methods=["POST"])
     blueprint.add_url_rule("/workflows/<dag_id>/runs/<run_id>", view_func=get_run, methods=["GET"])
+    blueprint.add_url_rule("/studies/<study>/runs", view_func=study_runs, methods=["GET"])
     blueprint.register_error_handler(ManualRunError, _not_runnable)
     blueprint.register_error_handler(AirflowUnavailable, _airflow_unavailable)
     blueprint.register_error_handler(AirflowError, _airflow_error)

@@ -22,6 +22,7 @@ from pacsflow.archive.archive import Archive
 from pacsflow.archive.dicomjson import dumps, instance_path
 from pacsflow.archive.ingest import IngestError, Source, SourceKind
 from pacsflow.dicom.status import StoreStatus
+from pacsflow.web.audit import note_studies
 from pacsflow.web.dicomweb.common import DicomwebError, MediaType, archive, dicomweb_root
 from pacsflow.web.security import Permission, require
 
@@ -251,6 +252,7 @@ def store_instances(study: str = "") -> Response:
     )
     receiver.feed(request.stream)  # type: ignore[arg-type]
     outcomes = receiver.outcomes
+    note_studies(o.study_instance_uid for o in outcomes if o.failure is None)
     if not outcomes:
         raise DicomwebError(HTTPStatus.BAD_REQUEST, "the request body holds no parts")
     response = Response(
