@@ -19,6 +19,12 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
+# The tests also sign in against a real slapd, which needs the `ldap` extra: python-ldap builds
+# from source against the headers test-tools installs. `make up` does without it.
+$(VENV)/.synced-ldap: $(VENV)/.synced | test-tools
+	$(UV) sync --frozen --python $(PYTHON) --extra ldap
+	touch $@
+
 # OHIF, fetched from npm by viewer/fetch.sh; its index.html is the stamp (dist is put in place whole).
 viewer: viewer/dist/index.html
 
@@ -43,7 +49,7 @@ typecheck: $(VENV)/.synced
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy bench/*.py dags/*.py plugins/*.py
 
-pytest: $(VENV)/.synced test-tools viewer
+pytest: $(VENV)/.synced-ldap test-tools viewer
 	$(VENV)/bin/python -m pytest
 
 # Benchmarks (run as root; see bench/README.md). `make -k bench` runs them all even when

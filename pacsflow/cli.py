@@ -236,14 +236,31 @@ def ae() -> None:
 @click.option("--port", type=int, default=None, help="its DICOM port")
 @click.option("--no-connect", is_flag=True, help="a C-MOVE destination that may not connect")
 @click.option("--description", default="")
-def ae_add(ae_title: str, host: str, port: int | None, no_connect: bool, description: str) -> None:
-    """Register a peer AE."""
+@click.option("--project", "projects", multiple=True, help="a project it may query (repeat)")
+@click.option("--all-projects", is_flag=True, help="it may query and retrieve every study")
+def ae_add(
+    ae_title: str,
+    host: str,
+    port: int | None,
+    no_connect: bool,
+    description: str,
+    projects: tuple[str, ...],
+    all_projects: bool,
+) -> None:
+    """Register a peer AE; it queries and retrieves only its projects' studies."""
+    from pacsflow.archive.projects import find_project, give_peer_projects
     from pacsflow.archive.remote_aes import add_peer
 
     archive = Archive(_settings())
     archive.migrate()
+    with archive.engine.connect() as conn:
+        unknown = [name for name in projects if find_project(conn, name) is None]
+    if unknown:  # checked first, so that no peer is registered without its projects
+        raise click.ClickException(f"no project named {unknown[0]!r}: add it first")
     try:
-        add_peer(archive, ae_title, host, port, not no_connect, description)
+        add_peer(archive, ae_title, host, port, not no_connect, description, all_projects)
+        with archive.write_connection() as conn:
+            give_peer_projects(conn, ae_title, projects)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"registered AE {ae_title.strip()}")
@@ -260,6 +277,41 @@ def ae_list() -> None:
         address = f"{peer.host}:{peer.port}" if peer.host else "-"
         access = "may connect" if peer.may_connect else "move destination only"
         click.echo(f"{peer.ae_title}\t{address}\t{access}\t{peer.description}")
+
+
+@main.group()
+def project() -> None:
+    """Manage projects: groups of studies that their members may see."""
+
+
+@project.command("add")
+@click.argument("name")
+@click.option("--ae-title", default=None, help="C-STOREs to this called AE title join it")
+@click.option("--description", default="")
+def project_add(name: str, ae_title: str | None, description: str) -> None:
+    """Create a project."""
+    from pacsflow.archive.projects import create_project
+
+    archive = Archive(_settings())
+    archive.migrate()
+    try:
+        with archive.write_connection() as conn:
+            create_project(conn, name, description, ae_title)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created project {name}")
+
+
+@project.command("list")
+def project_list() -> None:
+    """List projects with their AE titles and study counts."""
+    from pacsflow.archive.projects import list_projects
+
+    archive = Archive(_settings())
+    archive.migrate()
+    with archive.engine.connect() as conn:
+        for info in list_projects(conn):
+            click.echo(f"{info.name}\t{info.ae_title or '-'}\t{info.studies}\t{info.description}")
 
 
 @ae.command("remove")

@@ -7,6 +7,7 @@ value stops the start with a message naming the variable and what is wrong with 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -26,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -44,6 +46,16 @@ def check_ae_title(value: str) -> str:
     if not _AE_TITLE.match(value) or not value.strip():
         raise ValueError("must be 1 to 16 printable ASCII characters without backslash")
     return value.strip()
+
+
+def _decode_json(value: object) -> object:
+    """A setting given as JSON in the environment, decoded (empty: an empty object)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"is not JSON ({exc})") from None
 
 
 class SettingsError(ValueError):
@@ -95,7 +107,31 @@ class Settings(BaseSettings):
     dicom_network_timeout: Annotated[float, Field(gt=0)] = 60.0
     web_workers: Annotated[int, Field(ge=1, le=64)] = 2
     web_threads: Annotated[int, Field(ge=1, le=256)] = 8
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 8.0  # login session lifetime
+    # Where failed sign-ins are counted: memory:// is per web worker; redis://host:6379/0 shared.
+    login_limit_storage: str = "memory://"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Sign-in (README "Sign-in with LDAP or OpenID Connect"): pacsflow's own users (db), an
+    # LDAP directory (ldap) or an OpenID Connect provider (oidc).
+    auth: Literal["db", "ldap", "oidc"] = "db"
+    ldap_url: str = ""  # ldap://host or ldaps://host
+    ldap_bind_dn: str = ""  # the account that searches the directory for users
+    ldap_bind_password: SecretStr | None = None
+    ldap_search_base: str = ""  # where users are searched, e.g. ou=people,dc=example,dc=org
+    ldap_uid_field: str = "uid"  # the attribute users sign in with (sAMAccountName on AD)
+    ldap_group_field: str = "memberOf"  # the user's attribute listing their group DNs
+    ldap_start_tls: bool = False
+    ldap_ca_certs: Path | None = None  # the directory's CA; empty: the system's
+    oidc_issuer: str = ""  # the provider's discovery: <issuer>/.well-known/openid-configuration
+    oidc_client_id: str = ""
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile groups"
+    oidc_groups_claim: str = "groups"
+    # JSON object: group (LDAP DN or OIDC group name) -> pacsflow role, checked at start.
+    role_groups: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    # JSON object: group -> {project name: project role}; memberships synced at each sign-in.
+    project_groups: Annotated[dict[str, dict[str, str]], NoDecode] = Field(default_factory=dict)
+    auth_default_role: str = ""  # role of every LDAP/OIDC user besides their groups'; empty: none
 
     @classmethod
     def settings_customise_sources(
@@ -130,6 +166,75 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("ldap_url")
+    @classmethod
+    def _check_ldap_url(cls, value: str) -> str:
+        if not all(url.startswith(("ldap://", "ldaps://")) for url in value.split()):
+            raise ValueError("must be ldap://HOST[:PORT] or ldaps://HOST[:PORT] (several: spaces)")
+        return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _check_oidc_issuer(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must be the provider's issuer URL, e.g. https://keycloak.example.org/realms/lab"
+            )
+        return value.rstrip("/")
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _check_oidc_scopes(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("must include openid (e.g. openid email profile groups)")
+        return value
+
+    @field_validator("role_groups", mode="before")
+    @classmethod
+    def _parse_role_groups(cls, value: object) -> object:
+        """A JSON object in the environment; a table in the TOML file."""
+        value = _decode_json(value)
+        if not isinstance(value, dict) or not all(
+            isinstance(group, str) and isinstance(role, str) for group, role in value.items()
+        ):
+            raise ValueError(
+                'must be a JSON object of group to role, e.g. {"cn=pacsflow-admins,ou=groups,'
+                'dc=example,dc=org": "Admin", "pacsflow-researchers": "Researcher"}'
+            )
+        return value
+
+    @field_validator("project_groups", mode="before")
+    @classmethod
+    def _parse_project_groups(cls, value: object) -> object:
+        """Like role_groups; names and roles are checked here, so that a typo stops the start
+        instead of failing each sign-in."""
+        # pacsflow.archive.projects imports this module (check_ae_title): import it late
+        from pacsflow.archive.access import ProjectRole
+        from pacsflow.archive.projects import check_project_name
+
+        value = _decode_json(value)
+        if not isinstance(value, dict) or not all(
+            isinstance(projects, dict) and all(isinstance(role, str) for role in projects.values())
+            for projects in value.values()
+        ):
+            raise ValueError(
+                "must be a JSON object of group to an object of project to project role, e.g. "
+                '{"cn=lung-team,ou=groups,dc=example,dc=org": {"lung": "Researcher"}}'
+            )
+        roles = [role.value for role in ProjectRole]
+        for group, projects in value.items():
+            for name, role in projects.items():
+                try:
+                    check_project_name(name)
+                except ValueError as exc:
+                    raise ValueError(f"group {group!r}: {exc}") from None
+                if role not in roles:
+                    raise ValueError(
+                        f"group {group!r}, project {name!r}: {role!r} is not a project role; "
+                        f"use one of {', '.join(roles)}"
+                    )
+        return value
 
     @field_validator("storage_url")
     @classmethod
@@ -175,6 +280,18 @@ class Settings(BaseSettings):
                     f"{ENV_PREFIX}{name.upper()} is only used with S3 storage: set "
                     f"PACSFLOW_STORAGE_URL=s3://BUCKET/PREFIX too, or unset it"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_identity(self) -> Settings:
+        required = {
+            "db": (),
+            "ldap": ("ldap_url", "ldap_bind_dn", "ldap_bind_password", "ldap_search_base"),
+            "oidc": ("oidc_issuer", "oidc_client_id", "oidc_client_secret"),
+        }[self.auth]
+        missing = [f"{ENV_PREFIX}{name.upper()}" for name in required if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"{ENV_PREFIX}AUTH={self.auth} needs {', '.join(missing)}")
         return self
 
     @model_validator(mode="after")

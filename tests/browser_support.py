@@ -4,12 +4,13 @@ tests/workflows against the whole platform with Airflow. Plus helpers for the da
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 from pydicom.uid import generate_uid
 
 from tests.live_server import ADMIN_PASSWORD, LiveServer
@@ -53,7 +54,8 @@ def signed_in_page(browser: Browser, server: LiveServer) -> Page:
 
 def results(page: Page) -> list[str]:
     """The series rows of the dashboard's search page once it has searched, as their text."""
-    page.wait_for_function("!document.getElementById('summary').textContent.startsWith('Search')")
+    # A locator assertion, not wait_for_function: the page's CSP forbids evaluating strings.
+    expect(page.locator("#summary")).not_to_have_text(re.compile(r"^Search"), timeout=30_000)
     return [row.inner_text() for row in page.locator("#results tr[data-series]").all()]
 
 

@@ -17,8 +17,11 @@ import pytest
 from flask import Flask
 
 from pacsflow.archive.archive import Archive
+from pacsflow.archive.projects import create_project, find_project, set_member
 from pacsflow.settings import Settings, load_settings
 from pacsflow.web.app import close_app, create_app
+from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
+from pacsflow.web.security import security_manager
 
 pytest.register_assert_rewrite("tests.live_server", "tests.browser_support")
 from tests.live_server import ADMIN_PASSWORD  # noqa: E402
@@ -103,6 +106,17 @@ def opened_app(settings: Settings) -> Iterator[Flask]:
         yield app
     finally:
         close_app(app)
+
+
+def join_project(app: Flask, username: str, role: str = "Researcher", project: str = "lab") -> None:
+    """Give ``username`` ``role`` in ``project`` (made if needed): without a project a user
+    other than an admin sees no study."""
+    archive: Archive = app.extensions[ARCHIVE_EXTENSION]
+    with app.app_context():
+        user_id = security_manager(app).find_user(username=username).id
+    with archive.write_connection() as conn:
+        project_id = find_project(conn, project) or create_project(conn, project).id
+        set_member(conn, project_id, user_id, role)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

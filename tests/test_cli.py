@@ -79,3 +79,21 @@ def test_ae_commands(env: dict[str, str]) -> None:
     assert runner.invoke(main, ["ae", "remove", "CT_SCANNER"], env=env).exit_code == 0
     missing = runner.invoke(main, ["ae", "remove", "CT_SCANNER"], env=env)
     assert missing.exit_code != 0 and "no AE titled" in missing.output
+
+
+def test_project_commands(env: dict[str, str]) -> None:
+    runner = CliRunner()
+    added = runner.invoke(main, ["project", "add", "lung", "--ae-title", "LUNG"], env=env)
+    assert added.exit_code == 0, added.output
+    assert runner.invoke(main, ["project", "add", "liver"], env=env).exit_code == 0
+    listing = runner.invoke(main, ["project", "list"], env=env).output
+    assert listing.splitlines() == ["liver\t-\t0\t", "lung\tLUNG\t0\t"]
+    bad = runner.invoke(main, ["project", "add", "Lung Study"], env=env)
+    assert bad.exit_code != 0 and "cannot name a project" in bad.output
+    taken = runner.invoke(main, ["project", "add", "heart", "--ae-title", "LUNG"], env=env)
+    assert taken.exit_code != 0 and "exists" in taken.output
+    peer = runner.invoke(main, ["ae", "add", "WORKSTATION", "--project", "lung"], env=env)
+    assert peer.exit_code == 0, peer.output
+    unknown = runner.invoke(main, ["ae", "add", "OTHER", "--project", "nope"], env=env)
+    assert unknown.exit_code != 0 and "no project named 'nope'" in unknown.output
+    assert "OTHER" not in runner.invoke(main, ["ae", "list"], env=env).output

@@ -16,6 +16,7 @@ from pacsflow.archive.ingest import (
     IngestError,
     IngestResult,
     Source,
+    StudyCheck,
     ingest,
     ingest_many,
     recover_interrupted,
@@ -71,10 +72,16 @@ class Archive:
         return ingest(self, staged, source, transfer_syntax_uid, study_instance_uid)
 
     def ingest_many(
-        self, staged: Sequence[Path], source: Source, study_instance_uid: str = ""
+        self,
+        staged: Sequence[Path],
+        source: Source,
+        study_instance_uid: str = "",
+        may_store: StudyCheck | None = None,
     ) -> list[IngestResult | IngestError]:
         """Store several staged files with one group commit; see :func:`ingest_many`."""
-        return ingest_many(self, staged, source, study_instance_uid=study_instance_uid)
+        return ingest_many(
+            self, staged, source, study_instance_uid=study_instance_uid, may_store=may_store
+        )
 
     def ingest_stream(self, stream: BinaryIO, source: Source) -> IngestResult:
         """Copy a readable stream to staging and ingest it (for import and tests)."""

@@ -16,7 +16,7 @@ import os
 import shutil
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -42,6 +42,7 @@ from pacsflow.archive.attributes import InstanceAttributes
 from pacsflow.archive.delete import remove_instances
 from pacsflow.archive.dicomjson import dicom_json, dumps, instance_path
 from pacsflow.archive.models import Arrival, Instance, Patient, Series, Study, upsert
+from pacsflow.archive.projects import add_studies
 from pacsflow.archive.storage import object_key
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.dicom.uid import InvalidUIDError, check_uid
@@ -79,8 +80,14 @@ class Source:
     kind: SourceKind
     username: str = ""
     calling_ae: str = ""
-    called_ae: str = ""
+    called_ae: str = ""  # a project's AE title puts the studies in that project
     peer: str = ""
+    project: str = ""  # the project the studies go into (a project's DICOMweb root)
+
+
+# Why the sender may not add objects to a study (None: they may), asked inside the ingest's
+# transaction.
+StudyCheck = Callable[[Connection, str], str | None]
 
 
 class Outcome(Enum):
@@ -150,12 +157,15 @@ def ingest_many(
     source: Source,
     transfer_syntax_uid: str = "",
     study_instance_uid: str = "",
+    may_store: StudyCheck | None = None,
 ) -> list[IngestResult | IngestError]:
     """Ingest several staged files with one group commit; one result per file, in order.
 
     Files are placed, then made durable together, then indexed in one transaction with a
     savepoint per instance, so a batch costs one flush instead of one per object while
     each object still succeeds or fails on its own. Every staged file is consumed.
+    ``may_store`` refuses (Not Authorized) the objects of studies the sender may not add
+    to; the studies stored go into the source's project.
     """
     results: list[IngestResult | IngestError | None] = [None] * len(staged)
     try:
@@ -168,7 +178,7 @@ def ingest_many(
             except OSError as exc:
                 results[index] = _os_error(exc)
         if prepared:
-            _store(archive, prepared, staged, source, results)
+            _store(archive, prepared, staged, source, results, may_store)
     finally:
         for path in staged:
             path.unlink(missing_ok=True)
@@ -252,6 +262,26 @@ class _Plan:
     replaces: str | None  # storage key of the instance it overwrites
 
 
+def _refuse_unauthorised(
+    conn: Connection,
+    may_store: StudyCheck,
+    prepared: dict[int, _Parsed],
+    results: list[IngestResult | IngestError | None],
+) -> None:
+    """Take the objects of studies ``may_store`` refuses out of ``prepared``."""
+    refusals: dict[str, str | None] = {}
+    for index, parsed in list(prepared.items()):
+        attrs = parsed.attributes
+        study = attrs.study_instance_uid
+        if study not in refusals:
+            refusals[study] = may_store(conn, study)
+        if (reason := refusals[study]) is not None:
+            del prepared[index]
+            results[index] = IngestError(
+                StoreStatus.NOT_AUTHORIZED, reason, attrs.sop_class_uid, attrs.sop_instance_uid
+            )
+
+
 def _plan(
     conn: Connection,
     duplicate_policy: str,
@@ -303,6 +333,7 @@ def _store(
     staged: Sequence[Path],
     source: Source,
     results: list[IngestResult | IngestError | None],
+    may_store: StudyCheck | None,
 ) -> None:
     """Dedupe, place and sync the files, index them; on failure keep none of them.
 
@@ -315,6 +346,8 @@ def _store(
     placed: list[_Plan] = []
     try:
         with archive.write_connection() as conn:
+            if may_store is not None:
+                _refuse_unauthorised(conn, may_store, prepared, results)
             plans = _plan(conn, archive.settings.duplicate_policy, prepared, staged, results)
             for plan in plans:
                 if not storage.place(plan.staged, plan.key, replace=plan.replaces is not None):
@@ -323,6 +356,12 @@ def _store(
                 placed.append(plan)
             storage.sync([plan.key for plan in placed])
             _index_all(conn, plans, source, results)
+            add_studies(
+                conn,
+                {r.study_instance_uid for r in results if isinstance(r, IngestResult)},
+                project_name=source.project,
+                called_ae=source.called_ae,
+            )
     except OSError as exc:
         storage.remove([plan.key for plan in placed if plan.replaces is None])
         for plan in plans:

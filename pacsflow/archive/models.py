@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 UID = String(64)
 
@@ -187,6 +187,67 @@ class RemoteAE(Base):
     port: Mapped[int | None] = mapped_column(Integer)
     may_connect: Mapped[bool] = mapped_column(default=True)
     description: Mapped[str] = mapped_column(String(255), default="")
+    # Query and retrieve reach every study (a trusted node of the lab), or only the studies
+    # of the projects in remote_ae_projects.
+    all_projects: Mapped[bool] = mapped_column(default=False)
+    projects: Mapped[list[Project]] = relationship(secondary="remote_ae_projects")
+
+
+# -- projects: who sees which studies (pacsflow.archive.access) --------------------------------
+
+
+class Project(Base):
+    """A group of studies and the people who work on them; ``ae_title``, when set, is the
+    called AE title whose C-STOREs land in the project (one per project, as in Kaapana)."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    ae_title: Mapped[str | None] = mapped_column(String(16), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, server_default=func.now())
+
+    def __str__(self) -> str:  # how admin forms list it
+        return self.name
+
+
+class StudyProject(Base):
+    """A study's membership of a project; a study may belong to several."""
+
+    __tablename__ = "study_projects"
+
+    study_fk: Mapped[int] = mapped_column(
+        ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_fk: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ProjectMember(Base):
+    """A user's role in a project (pacsflow.archive.access.ProjectRole)."""
+
+    __tablename__ = "project_members"
+
+    project_fk: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)  # ab_user.id
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class RemoteAEProject(Base):
+    """A project whose studies a DICOM peer may query and retrieve."""
+
+    __tablename__ = "remote_ae_projects"
+
+    remote_ae_fk: Mapped[int] = mapped_column(
+        ForeignKey("remote_aes.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_fk: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 # -- the embedded search backend (pacsflow.search.sql) ------------------------------------------

@@ -124,6 +124,7 @@ class Attribute:
     matching: Matching
     column: SqlColumn | None = None  # a mapped column, or an expression such as a count
     search_column: InstrumentedAttribute[Any] | None = None  # upper-cased person names
+    per_study: Any = None  # for a patient total: the aggregate over the patient's studies
     tag: int = field(init=False)
     vr: str = field(init=False)
     hex_tag: str = field(init=False)
@@ -151,14 +152,17 @@ _COMPUTED = (
 )
 
 
-def _patient_total(expression: Any) -> ColumnElement[Any]:
-    """A count over the patient's studies, computed per row so it never goes stale."""
-    return (
-        select(func.coalesce(expression, 0))
-        .where(Study.patient_fk == Patient.id)
-        .correlate(Patient)
-        .scalar_subquery()
-    )
+def _patient_total(expression: Any, visible: ColumnElement[bool] | None = None) -> Any:
+    """A count over the patient's (``visible``) studies, computed per row so it never goes
+    stale."""
+    statement = select(func.coalesce(expression, 0)).where(Study.patient_fk == Patient.id)
+    if visible is not None:
+        statement = statement.where(visible)
+    return statement.correlate(Patient).scalar_subquery()
+
+
+def _total(keyword: str, expression: Any) -> tuple[Any, ...]:
+    return (keyword, Matching.NONE, _patient_total(expression), None, expression)
 
 
 ATTRIBUTES: dict[Level, dict[int, Attribute]] = {
@@ -170,17 +174,9 @@ ATTRIBUTES: dict[Level, dict[int, Attribute]] = {
         ("IssuerOfPatientID", Matching.TEXT, Patient.issuer_of_patient_id),
         ("PatientBirthDate", Matching.DATE, Patient.patient_birth_date),
         ("PatientSex", Matching.TEXT, Patient.patient_sex),
-        ("NumberOfPatientRelatedStudies", Matching.NONE, _patient_total(func.count(Study.id))),
-        (
-            "NumberOfPatientRelatedSeries",
-            Matching.NONE,
-            _patient_total(func.sum(Study.number_of_series)),
-        ),
-        (
-            "NumberOfPatientRelatedInstances",
-            Matching.NONE,
-            _patient_total(func.sum(Study.number_of_instances)),
-        ),
+        _total("NumberOfPatientRelatedStudies", func.count(Study.id)),
+        _total("NumberOfPatientRelatedSeries", func.sum(Study.number_of_series)),
+        _total("NumberOfPatientRelatedInstances", func.sum(Study.number_of_instances)),
     ),
     Level.STUDY: _attributes(
         Level.STUDY,
@@ -371,6 +367,8 @@ class Query:
     limit: int = MAX_RESULTS  # at most MAX_RESULTS, whatever the client asked for
     offset: int = 0
     warnings: tuple[str, ...] = ()
+    # The studies the asker may see (pacsflow.archive.access); None: all of them.
+    visible: ColumnElement[bool] | None = None
 
     @cached_property
     def returned(self) -> tuple[Attribute, ...]:
@@ -382,6 +380,20 @@ class Query:
         ):
             seen.setdefault((attribute.level, attribute.tag), attribute)
         return tuple(seen.values())
+
+    @cached_property
+    def columns(self) -> dict[Attribute, Any]:
+        """The SQL expression of each returned attribute that has one; patient totals count
+        only the visible studies, so no count tells of a study the asker may not see."""
+        return {
+            attribute: (
+                _patient_total(attribute.per_study, self.visible)
+                if attribute.per_study is not None and self.visible is not None
+                else attribute.column
+            )
+            for attribute in self.returned
+            if attribute.column is not None
+        }
 
 
 @dataclass
@@ -823,6 +835,12 @@ def compile_query(query: Query) -> Select[Any]:
             Study, Series.study_fk == Study.id
         )
     conditions = [m.condition for m in query.matchers if m.condition is not None]
+    if query.visible is not None:
+        conditions.append(
+            exists().where(Study.patient_fk == Patient.id, query.visible)
+            if query.level is Level.PATIENT
+            else query.visible
+        )
     return (
         statement.where(*conditions)
         .order_by(_IDS[query.level])
@@ -835,9 +853,9 @@ def selected_columns(query: Query) -> list[Any]:
     """The level's id, the UIDs of its RetrieveURL, each returned column once, then (at
     instance level, when includefield needs it) the stored JSON."""
     columns: list[Any] = [_IDS[query.level], *_uid_columns(query.level)]
-    for attribute in query.returned:
-        if attribute.column is not None and not any(attribute.column is c for c in columns):
-            columns.append(attribute.column)
+    for column in query.columns.values():
+        if not any(column is c for c in columns):
+            columns.append(column)
     if query.level is Level.INSTANCE and _wants_json(query):
         columns.append(Instance.metadata_json)
     return columns
@@ -876,8 +894,8 @@ def search(session: Session, query: Query, root: str) -> SearchResult:
             attribute.hex_tag,
             attribute,
             None
-            if attribute.column is None
-            else next(i for i, c in enumerate(columns) if c is attribute.column),
+            if attribute not in query.columns
+            else next(i for i, c in enumerate(columns) if c is query.columns[attribute]),
         )
         for attribute in query.returned
     )

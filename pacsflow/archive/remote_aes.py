@@ -19,10 +19,13 @@ class Peer:
     port: int | None
     may_connect: bool
     description: str
+    all_projects: bool = False  # may query and retrieve every study, not only its projects'
 
 
 def _peer(row: RemoteAE) -> Peer:
-    return Peer(row.ae_title, row.host, row.port, row.may_connect, row.description)
+    return Peer(
+        row.ae_title, row.host, row.port, row.may_connect, row.description, row.all_projects
+    )
 
 
 def add_peer(
@@ -32,15 +35,23 @@ def add_peer(
     port: int | None = None,
     may_connect: bool = True,
     description: str = "",
+    all_projects: bool = False,
 ) -> Peer:
-    """Register a peer; raise ValueError naming what is wrong."""
+    """Register a peer; raise ValueError naming what is wrong. It may query and retrieve
+    only the studies of the projects it is given (``give_peer_projects``), or every study
+    with ``all_projects``."""
     title = check_ae_title(ae_title)
     if (host == "") != (port is None):
         raise ValueError("give both --host and --port (where C-MOVE sends), or neither")
     if port is not None and not 1 <= port <= 65535:
         raise ValueError(f"port {port} is not between 1 and 65535")
     row = RemoteAE(
-        ae_title=title, host=host, port=port, may_connect=may_connect, description=description
+        ae_title=title,
+        host=host,
+        port=port,
+        may_connect=may_connect,
+        description=description,
+        all_projects=all_projects,
     )
     try:
         with archive.sessions.begin() as session:

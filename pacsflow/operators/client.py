@@ -182,6 +182,16 @@ class PacsflowClient:
         peer: dict[str, Any] = self._get(url, JSON).json()
         return peer
 
+    def add_study_to_project(self, project: str, study_uid: str) -> None:
+        """Put a stored study in a project (a routing rule's action)."""
+        study_uid = check_uid(study_uid, "StudyInstanceUID")
+        url = f"{self.api_url}/projects/{quote(project, safe='')}/studies/{study_uid}"
+        try:
+            response = self.session.put(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise PacsflowError("PUT", url, None, str(error)) from error
+        _raise_for_status(response)
+
     def radiomics_parameters(self, name: str) -> str:
         """The YAML of an uploaded or shipped pyradiomics parameter set; unknown raises 404."""
         url = f"{self.api_url}/radiomics/parameters/{quote(name, safe='')}"

@@ -52,7 +52,7 @@ def build_ae(settings: Settings) -> AE:
     ae.add_supported_context(VERIFICATION_SOP_CLASS, list(UNCOMPRESSED_TRANSFER_SYNTAXES))
     for sop_class in (*FIND_SOP_CLASSES, *MOVE_SOP_CLASSES, *GET_SOP_CLASSES):
         ae.add_supported_context(sop_class, list(UNCOMPRESSED_TRANSFER_SYNTAXES))
-    ae.require_called_aet = settings.dicom_check_called_ae
+    ae.require_called_aet = False  # handlers.handle_requested checks it (projects' AEs too)
     ae.maximum_associations = settings.dicom_max_associations
     ae.maximum_pdu_size = settings.dicom_max_pdu  # 0: unlimited, as in pynetdicom
     ae.acse_timeout = settings.dicom_acse_timeout

@@ -22,6 +22,14 @@ def calling_ae(event: evt.Event) -> str:
     return str(event.assoc.requestor.ae_title or "").strip()
 
 
+def called_ae(event: evt.Event) -> str:
+    """The AE title the peer called: ours, or a project's (pynetdicom's acceptor title is
+    always ours)."""
+    request = event.assoc.requestor.primitive
+    called = request.called_ae_title if request is not None else event.assoc.acceptor.ae_title
+    return str(called or "").strip()
+
+
 def record_service(
     event: evt.Event,
     archive: Archive,

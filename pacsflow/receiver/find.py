@@ -42,6 +42,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # made at impo
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from pacsflow.archive.access import Action, access_for_peer
 from pacsflow.archive.query import (
     ATTRIBUTES,
     Level,
@@ -54,7 +55,7 @@ from pacsflow.archive.query import (
     search,
 )
 from pacsflow.audit import AuditKind
-from pacsflow.receiver.audit import audited, record_service
+from pacsflow.receiver.audit import audited, calling_ae, record_service
 from pacsflow.receiver.identifier import decoded_identifier
 from pacsflow.receiver.status import RequestFailure
 
@@ -173,7 +174,7 @@ def handle_find(event: Event, archive: Archive) -> Iterator[FindResponse]:
     model = str(event.request.AffectedSOPClassUID)
     try:
         identifier = decoded_identifier(event, FindStatus.CANNOT_DECODE_IDENTIFIER, "C-FIND")
-        request = parse_identifier(model, identifier)
+        request = for_caller(event, archive, parse_identifier(model, identifier))
     except RequestFailure as failure:
         logger.info("C-FIND refused with 0x%04X (%s)", failure.status, _keyword(failure.tag) or "-")
         record_service(event, archive, AuditKind.QUERY, failure.status, "C-FIND refused")
@@ -184,6 +185,13 @@ def handle_find(event: Event, archive: Archive) -> Iterator[FindResponse]:
     keys = ",".join(m.attribute.keyword for m in request.query.matchers if m.condition is not None)
     detail = f"C-FIND {request.level.value} {keys}".rstrip()
     yield from audited(event, archive, AuditKind.QUERY, detail, _matches(event, archive, request))
+
+
+def for_caller(event: Event, archive: Archive, request: FindRequest) -> FindRequest:
+    """``request`` limited to the studies the calling AE may query and retrieve."""
+    with archive.engine.connect() as conn:
+        access = access_for_peer(conn, calling_ae(event))
+    return replace(request, query=replace(request.query, visible=access.studies(Action.READ)))
 
 
 def _matches(event: Event, archive: Archive, request: FindRequest) -> Iterator[FindResponse]:

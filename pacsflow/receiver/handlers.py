@@ -13,10 +13,11 @@ from pynetdicom.dimse_primitives import C_STORE
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import IngestError, Outcome, Source, SourceKind, stage_dataset
+from pacsflow.archive.projects import find_project_by_ae
 from pacsflow.archive.remote_aes import may_connect
 from pacsflow.dicom.status import StoreStatus
 from pacsflow.receiver.association_log import AssociationLog, Ending, StoreOutcome
-from pacsflow.receiver.audit import calling_ae, peer
+from pacsflow.receiver.audit import called_ae, calling_ae, peer
 from pacsflow.receiver.enum import EchoStatus, RejectReason, RejectResult, RejectSource
 from pacsflow.receiver.status import failure_status
 from pacsflow.receiver.syntaxes import restrict_storage_contexts
@@ -39,12 +40,24 @@ def handle_requested(event: evt.Event, archive: Archive) -> None:
 
     The peers live in the database, so ``AE.require_calling_aet`` (a fixed list) cannot
     express the check; an A-ASSOCIATE-RJ sent from EVT_REQUESTED is pynetdicom's supported
-    way to refuse before negotiation. The called AE title is checked by pynetdicom itself
-    (``AE.require_called_aet``).
+    way to refuse before negotiation. The called AE title, when checked, must be ours or a
+    project's (whose C-STOREs join that project), which pynetdicom's fixed check cannot say.
     """
     request = event.assoc.requestor.primitive
     assert request is not None  # EVT_REQUESTED fires once the A-ASSOCIATE-RQ is in
     calling_ae = str(request.calling_ae_title or "").strip()
+    called = called_ae(event)
+    if archive.settings.dicom_check_called_ae and called != archive.settings.ae_title:
+        with archive.engine.connect() as conn:
+            known = find_project_by_ae(conn, called) is not None
+        if not known:
+            logger.warning(
+                "association from %s refused: called AE %r is neither ours nor a project's",
+                peer(event),
+                called,
+            )
+            _reject(event, RejectResult.PERMANENT, RejectReason.CALLED_AE_NOT_RECOGNIZED)
+            return
     try:
         allowed = may_connect(archive, calling_ae)
     except Exception:
@@ -141,7 +154,7 @@ def handle_store(event: evt.Event, archive: Archive, log: AssociationLog) -> int
             Source(
                 SourceKind.DIMSE,
                 calling_ae=calling_ae(event),
-                called_ae=str(event.assoc.acceptor.ae_title or "").strip(),
+                called_ae=called_ae(event),
                 peer=peer(event),
             ),
             transfer_syntax_uid=transfer_syntax_uid,

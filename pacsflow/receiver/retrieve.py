@@ -56,6 +56,7 @@ from pacsflow.receiver.audit import audited, record_service
 from pacsflow.receiver.find import (
     UNIQUE_KEYS,
     FindRequest,
+    for_caller,
     parse_identifier,
 )
 from pacsflow.receiver.identifier import decoded_identifier
@@ -189,7 +190,8 @@ def _resolve(event: Event, models: dict[str, str], archive: Archive) -> list[Mat
             f"SOP Class {model} is not a supported retrieve model",
         )
     identifier = decoded_identifier(event, RetrieveStatus.CANNOT_DECODE_IDENTIFIER, "Retrieve")
-    request = parse_identifier(find_model, identifier)  # refusals share C-FIND's statuses
+    # Refusals share C-FIND's statuses.
+    request = for_caller(event, archive, parse_identifier(find_model, identifier))
     _check_unique_key(identifier, request)
     try:
         matches = _instances(archive, request)
@@ -235,6 +237,8 @@ def _instances(archive: Archive, request: FindRequest) -> list[Match]:
     if request.query.level is Level.PATIENT:
         statement = statement.join(Patient, Study.patient_fk == Patient.id)
     conditions = [m.condition for m in request.query.matchers if m.condition is not None]
+    if request.query.visible is not None:
+        conditions.append(request.query.visible)
     statement = statement.where(*conditions).order_by(Instance.id).limit(MAX_SUB_OPERATIONS + 1)
     with archive.sessions() as session:
         return [Match(*row) for row in session.execute(statement)]

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pacsflow.archive.ingest import SourceKind
+from pacsflow.archive.projects import check_project_name
 from pacsflow.routing.dicom_names import check_keyword, check_modality, resolve_sop_class
 from pacsflow.settings import check_ae_title
 
@@ -177,15 +178,17 @@ class Forward(_Strict):
 
 
 class Action(_Strict):
-    """What to do with a matching series: exactly one of ``trigger`` or ``forward``."""
+    """What to do with a matching series: exactly one of ``trigger``, ``forward`` or
+    ``project`` (put its study in that project)."""
 
     trigger: Trigger | None = None
     forward: Forward | None = None
+    project: Annotated[str, AfterValidator(check_project_name)] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        if (self.trigger is None) == (self.forward is None):
-            raise ValueError("give exactly one of trigger, forward")
+        if [self.trigger, self.forward, self.project].count(None) != 2:
+            raise ValueError("give exactly one of trigger, forward, project")
         return self
 
 

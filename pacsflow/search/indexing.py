@@ -17,7 +17,7 @@ from more_itertools import chunked
 from sqlalchemy import select
 
 from pacsflow.archive.archive import Archive
-from pacsflow.archive.models import Arrival, Instance, Series, Study
+from pacsflow.archive.models import Arrival, Instance, Project, Series, Study, StudyProject
 from pacsflow.archive.reports import evidence_series, own_reports, series_reports
 from pacsflow.search.document import radiomics_values, series_document
 from pacsflow.search.model import SearchBackend
@@ -55,7 +55,7 @@ def document_of(archive: Archive, series_uid: str) -> dict[str, Any] | None:
     """The series' document as it is stored now; None if the series is not stored."""
     with archive.engine.connect() as conn:
         series = conn.execute(
-            select(Series.id, Study.modalities_in_study)
+            select(Series.id, Series.study_fk, Study.modalities_in_study)
             .join(Study, Series.study_fk == Study.id)
             .where(Series.series_instance_uid == series_uid)
         ).first()
@@ -63,6 +63,11 @@ def document_of(archive: Archive, series_uid: str) -> dict[str, Any] | None:
             return None
         texts = conn.scalars(
             select(Instance.metadata_json).where(Instance.series_fk == series.id)
+        ).all()
+        projects = conn.scalars(
+            select(Project.name)
+            .join(StudyProject, StudyProject.project_fk == Project.id)
+            .where(StudyProject.study_fk == series.study_fk)
         ).all()
         arrival = conn.execute(
             select(Arrival)
@@ -78,6 +83,7 @@ def document_of(archive: Archive, series_uid: str) -> dict[str, Any] | None:
         source={"kind": arrival.source_kind, "calling_ae": arrival.calling_ae} if arrival else None,
         arrived_at=arrival.received_at if arrival else None,
         modalities_in_study=[m for m in series.modalities_in_study.split("/") if m],
+        project=projects,
         radiomics=radiomics_values(reports),
     )
 

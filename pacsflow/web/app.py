@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, abort, current_app, jsonify, request
 from flask_appbuilder import AppBuilder
-from flask_appbuilder.const import AUTH_DB
 from flask_appbuilder.models.sqla.base import SQLA
 from sqlalchemy import Engine, text
 from werkzeug.security import check_password_hash
@@ -30,6 +29,8 @@ from pacsflow.web.audit import init_audit
 from pacsflow.web.dashboard import SearchIndexView, register_dashboard
 from pacsflow.web.dicomweb import register_dicomweb
 from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
+from pacsflow.web.hardening import hardening_config, init_hardening
+from pacsflow.web.identity import PacsflowSecurityManager, identity_config
 from pacsflow.web.security import RoleName, ensure_roles, init_security
 from pacsflow.web.users import default_email, insert_user
 from pacsflow.web.viewer import register_viewer
@@ -54,12 +55,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     app.add_url_rule("/health", "health", health)
     with app.app_context(), startup_lock(settings, db.engine):
-        appbuilder = AppBuilder(indexview=SearchIndexView)
+        appbuilder = AppBuilder(
+            indexview=SearchIndexView, security_manager_class=PacsflowSecurityManager
+        )
         appbuilder.init_app(app, db.session)
         ensure_roles(appbuilder.sm)
         ensure_admin(appbuilder.sm, settings)
         ensure_service_account(appbuilder.sm, settings)
         init_security(app)
+        app.before_request(refuse_unknown_actions)  # after the login guard
+        init_hardening(app)
         register_dicomweb(app)
         register_api(app)
         register_dashboard(app, appbuilder)
@@ -86,16 +91,27 @@ def flask_config(settings: Settings) -> dict[str, Any]:
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True, "pool_pre_ping": True},
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "APP_NAME": "pacsflow",
-        "AUTH_TYPE": AUTH_DB,
         "AUTH_ROLE_ADMIN": RoleName.ADMIN.value,
         "AUTH_ROLE_PUBLIC": "Public",
-        "AUTH_USER_REGISTRATION": False,
         "FAB_ADD_OPENAPI_VIEWS": True,
         "FAB_API_SWAGGER_UI": True,  # FAB only serves /api/v1/_openapi when this is on
         "FAB_ADD_SECURITY_API": False,
         "SESSION_COOKIE_NAME": "pacsflow_session",
         "SESSION_COOKIE_SAMESITE": "Lax",  # no cross-site POSTs riding on the login cookie
+        **hardening_config(settings),
+        **identity_config(settings),  # AUTH_TYPE and what it needs
     }
+
+
+def refuse_unknown_actions() -> None:
+    """Flask-AppBuilder answers 500 to a bulk action a view does not have: make it a 404."""
+    endpoint = request.endpoint or ""
+    if not endpoint.endswith((".action", ".action_post")):
+        return
+    owner = getattr(current_app.view_functions[endpoint], "__self__", None)
+    name = (request.view_args or {}).get("name") or request.form.get("action")
+    if name not in getattr(owner, "actions", {}):
+        abort(404)
 
 
 def health() -> Response:

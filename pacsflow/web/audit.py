@@ -32,7 +32,8 @@ def note_studies(studies: Iterable[str]) -> None:
 
 
 def audit_request(response: Response) -> Response:
-    endpoint = request.endpoint or ""
+    # A project-scoped DICOMweb root serves the same views as /dicomweb.
+    endpoint = (request.endpoint or "").replace("dicomweb_project.", "dicomweb.", 1)
     audited = next((a for a in AUDITED if endpoint.startswith(a[0])), None)
     if audited is None:
         return response

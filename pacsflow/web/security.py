@@ -2,8 +2,9 @@
 
 One module decides who the caller is and what they may do, so the dashboard, the REST API
 and DICOMweb cannot drift apart. Callers are identified by a FAB login session, HTTP Basic
-(database users) or a Bearer JWT from ``POST /api/v1/security/login``; all three end up as
-flask-login's ``current_user``. Permissions live on FAB's ``DICOM`` resource.
+(database users, and directory users with LDAP sign-in) or a Bearer JWT from
+``POST /api/v1/security/login``; all three end up as flask-login's ``current_user``.
+Permissions live on FAB's ``DICOM`` resource.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, ParamSpec
 from cachetools import TTLCache
 from flask import Flask, Request, current_app, g, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
+from flask_appbuilder.const import AUTH_LDAP
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_login import current_user
@@ -31,6 +33,7 @@ from werkzeug.wrappers import Response
 
 from pacsflow.web import tokens
 from pacsflow.web.dicomweb.common import archive
+from pacsflow.web.hardening import count_failed_sign_in, sign_in_refused
 from pacsflow.web.tokens import is_access_token
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ __all__ = [
     "ensure_roles",
     "forbidden_response",
     "has_permission",
+    "has_role",
     "init_security",
     "is_admin",
     "load_user_from_request",
@@ -89,7 +93,8 @@ class RoleName(StrEnum):
 ROLE_GRANTS: Mapping[RoleName, frozenset[Permission]] = {
     RoleName.ADMIN: frozenset(Permission),
     RoleName.OPERATOR: frozenset({Permission.READ, Permission.WRITE}),
-    RoleName.RESEARCHER: frozenset({Permission.READ, Permission.WRITE}),
+    # Researchers may delete where a project makes them its Manager (pacsflow.web.access).
+    RoleName.RESEARCHER: frozenset(Permission),
     RoleName.VIEWER: frozenset({Permission.READ}),
 }
 
@@ -116,7 +121,11 @@ def security_manager(app: Flask | None = None) -> Any:
 
 def is_admin(user: Any) -> bool:
     """Admins see and manage everything (tokens of others, the audit trail)."""
-    return any(role.name == RoleName.ADMIN.value for role in getattr(user, "roles", ()))
+    return has_role(user, RoleName.ADMIN)
+
+
+def has_role(user: Any, role: RoleName) -> bool:
+    return any(held.name == role.value for held in getattr(user, "roles", ()))
 
 
 def has_permission(user: Any, permission: Permission) -> bool:
@@ -293,7 +302,10 @@ def _user_from_access_token(token: str) -> Any | None:
 
 
 def _user_from_basic(username: str, password: str) -> Any | None:
-    """Check Basic credentials against the database, through the cache."""
+    """Check Basic credentials against the database (then LDAP, if used), through the cache.
+
+    A cache hit was verified moments ago, not guessed, so only misses face the sign-in limit.
+    """
     if not username or not password:
         return None
     sm = security_manager()
@@ -303,8 +315,13 @@ def _user_from_basic(username: str, password: str) -> Any | None:
         user = sm.load_user(user_id)  # None if deleted or deactivated meanwhile
         if user is not None:
             return user
+    if sign_in_refused(username):
+        return None
     user = sm.auth_user_db(username, password)
+    if user is None and sm.auth_type == AUTH_LDAP:  # local accounts (Airflow's) matched above
+        user = sm.auth_user_ldap(username, password)
     if user is None:
+        count_failed_sign_in(username)
         return None
     cache.put(username, password, user.id)
     return user
@@ -335,7 +352,10 @@ def public_endpoints(app: Flask) -> frozenset[str]:
     api = sm.security_api.__name__
     endpoints = {"health", "static", f"{api}.login", f"{api}.refresh"}  # refresh checks its token
     if sm.auth_view is not None:
-        endpoints.add(f"{sm.auth_view.endpoint}.login")
+        view = sm.auth_view.endpoint
+        # login also serves OAuth's /login/<provider>; the provider sends users back to
+        # oauth_authorized, which checks their code and state itself.
+        endpoints.update({f"{view}.login", f"{view}.oauth_authorized"})
     return frozenset(endpoints)
 
 

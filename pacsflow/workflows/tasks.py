@@ -23,6 +23,7 @@ def route_series(client: PacsflowClient, conf: dict[str, Any], rules: RuleSet) -
 
     ``triggers`` are keyword arguments of TriggerDagRunOperator; the triggered run's conf
     holds the series' identity and the rule's own conf, its run id the series' UID.
+    ``projects`` are done here, before any trigger: the study joins them at once.
     """
     metadata = client.series_metadata(conf["study_instance_uid"], conf["series_instance_uid"])
     source = conf.get("source", {})
@@ -35,6 +36,7 @@ def route_series(client: PacsflowClient, conf: dict[str, Any], rules: RuleSet) -
     series = {key: conf[key] for key in SERIES_KEYS if key in conf}
     triggers: list[dict[str, Any]] = []
     forwards: list[dict[str, Any]] = []
+    projects: list[str] = []
     for rule, action in matching_actions(rules, facts):
         if action.trigger is not None:
             run_conf = {**series, **action.trigger.conf, "rule": rule.name}
@@ -48,7 +50,10 @@ def route_series(client: PacsflowClient, conf: dict[str, Any], rules: RuleSet) -
             )
         if action.forward is not None:
             forwards.append({"rule": rule.name, **action.forward.model_dump(exclude_none=True)})
-    return {"triggers": triggers, "forwards": forwards}
+        if action.project is not None:
+            client.add_study_to_project(action.project, conf["study_instance_uid"])
+            projects.append(action.project)
+    return {"triggers": triggers, "forwards": forwards, "projects": projects}
 
 
 def series_run_id(dag_id: str, series_uid: str) -> str:

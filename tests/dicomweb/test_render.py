@@ -17,7 +17,7 @@ from pacsflow.web.dicomweb.render import (
     plain_monochrome_frame,
     render_frame,
 )
-from tests.dicomweb.test_wado import ROOT, Wado, error, running_wado
+from tests.dicomweb.test_wado import AUTH, ROOT, Wado, error, running_wado
 
 PNG = "image/png"
 IMAGE_KEYS = [
@@ -257,7 +257,7 @@ def test_rendered_errors(wado: Wado) -> None:
 def test_plain_monochrome_shortcut_renders_as_the_general_path(wado: Wado, key: str) -> None:
     """Frames whose header comes from the indexed JSON look exactly as when pydicom reads it."""
     entry = wado.stored[key]
-    with wado.app.test_request_context():
+    with wado.app.test_request_context(headers=AUTH):  # as the admin, who reads everything
         item, metadata_json = find_for_render(entry.study, entry.series, entry.sop)
         storage = wado.app.extensions[ARCHIVE_EXTENSION].storage
         options = parse_options({}, PNG)

@@ -22,8 +22,8 @@ def receiver_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def receiver(receiver_settings: Settings, archive: Archive) -> Iterator[ReceiverHandle]:
-    """The receiver, with ``TESTSCU`` registered as a peer that may connect."""
-    add_peer(archive, CALLING_AE)
+    """The receiver, with ``TESTSCU`` registered as a peer that may connect and query all."""
+    add_peer(archive, CALLING_AE, all_projects=True)
     handle = start_receiver(receiver_settings, archive)
     yield handle
     handle.stop()

@@ -23,6 +23,7 @@ from pynetdicom.events import Event
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.ingest import Source, SourceKind
+from pacsflow.archive.remote_aes import add_peer
 from pacsflow.receiver.find import (
     FIND_SOP_CLASSES,
     FindStatus,
@@ -87,6 +88,8 @@ def scp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                 archive.ingest_stream(stream, Source(SourceKind.IMPORT))
         for number in range(1, SYNTHETIC_COUNT + 1):
             archive.ingest_stream(synthetic(number), Source(SourceKind.IMPORT))
+        for caller in ("TESTSCU", "PYNETDICOM", "FINDSCU"):  # ours, pynetdicom's and dcmtk's
+            add_peer(archive, caller, all_projects=True)  # may query every study
         server, port = start_scp(archive)
         try:
             yield Scp(archive, port)

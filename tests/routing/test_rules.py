@@ -143,11 +143,15 @@ def _indent(text: str) -> str:
         ),
         (
             "match: {modality: CT}\nactions: [{}]",
-            "field actions[0]: give exactly one of trigger, forward",
+            "field actions[0]: give exactly one of trigger, forward, project",
         ),
         (
             "match: {modality: CT}\nactions: [{trigger: {dag_id: x}, forward: {dicom_ae: A}}]",
-            "field actions[0]: give exactly one of trigger, forward",
+            "field actions[0]: give exactly one of trigger, forward, project",
+        ),
+        (
+            "match: {modality: CT}\nactions: [{project: Lung Study}]",
+            "field actions[0].project: 'Lung Study' cannot name a project",
         ),
         (
             "match: {modality: CT}\nactions: [{run: {dag_id: x}}]",

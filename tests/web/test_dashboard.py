@@ -178,9 +178,15 @@ def test_dicom_aes_are_administered_by_admins_only(app: Flask, client: FlaskClie
         headers=ADMIN,
     )
     assert added.status_code == 302
+    unticked = {"ae_title": "STORESCP", "host": "10.0.0.8", "port": "11112", "description": "-"}
+    destination = client.post(
+        "/remoteaeview/add", data={**unticked, "csrf_token": token[1]}, headers=ADMIN
+    )
+    assert destination.status_code == 302  # unticked boxes are a choice, not a missing field
     archive: Archive = app.extensions[ARCHIVE_EXTENSION]
     with archive.engine.connect() as conn:
         rows = conn.execute(RemoteAE.__table__.select()).all()
-    assert [(r.ae_title, r.host, r.port, r.may_connect) for r in rows] == [
-        ("CT_SCANNER", "10.0.0.7", 104, True)
+    assert [(r.ae_title, r.host, r.port, r.may_connect, r.all_projects) for r in rows] == [
+        ("CT_SCANNER", "10.0.0.7", 104, True, False),
+        ("STORESCP", "10.0.0.8", 11112, False, False),
     ]

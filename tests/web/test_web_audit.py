@@ -16,6 +16,7 @@ from web_helpers import ADMIN_PASSWORD, basic
 
 from pacsflow.audit import AuditOutcome
 from pacsflow.web.users import create_user
+from tests.conftest import join_project
 from tests.multipart import multipart_body
 
 ADMIN = basic("admin", ADMIN_PASSWORD)
@@ -24,8 +25,9 @@ RITA = basic("rita", "researcher-pw")
 
 @pytest.fixture
 def app(app: Flask) -> Flask:
-    """The shared app with the Researcher ``rita`` (password researcher-pw)."""
+    """The shared app with ``rita`` (password researcher-pw), a Researcher of project lab."""
     create_user(app, "rita", "researcher-pw", "Researcher")
+    join_project(app, "rita")
     return app
 
 

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from web_helpers import ADMIN_PASSWORD, basic
 
 from pacsflow.settings import load_settings
+from pacsflow.web.dicomweb.common import ARCHIVE_EXTENSION
 from pacsflow.web.users import create_user
 from pacsflow.workflows.manual_runs import is_user_runnable
 from tests.conftest import opened_app
@@ -29,6 +30,7 @@ def app(tmp_path: Path) -> Iterator[Flask]:
     """An app whose Airflow port has nothing listening: Airflow is down."""
     settings = load_settings(home=tmp_path, admin_password=ADMIN_PASSWORD, airflow_port=free_port())
     with opened_app(settings) as app:
+        app.extensions[ARCHIVE_EXTENSION].migrate()
         yield app
 
 

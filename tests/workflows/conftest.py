@@ -3,7 +3,8 @@
 One per module (starting Airflow takes ~15 s): pacsflow's web server, Airflow's api-server,
 scheduler, dag-processor and triggerer, the DICOM receiver (accepting any calling AE) and the
 dispatcher in threads, and dcmtk's storescp registered as the DICOM peer STORESCP. The routing
-rules of these tests forward every CT series to it and send segmentations to `radiomics`.
+rules of these tests forward every CT series to it (and put its study in project ct-studies)
+and send segmentations to `radiomics`.
 Two kinds: ``local`` (the default: LocalExecutor, everything on SQLite) and
 ``celery`` (the scale-out path: archive and Airflow on PostgreSQL, CeleryExecutor with the
 machine's Redis as broker and a Celery worker); a module asks for both with
@@ -29,6 +30,7 @@ import requests
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.dispatcher import Dispatcher
+from pacsflow.archive.projects import create_project
 from pacsflow.archive.remote_aes import add_peer
 from pacsflow.receiver import start_receiver
 from pacsflow.settings import Settings, load_settings
@@ -44,6 +46,7 @@ PLATFORM_KINDS = ["local", "celery"]
 REDIS = "redis://127.0.0.1:6379"
 QUIET_SECONDS = 2.0
 DESTINATION = "STORESCP"
+CT_PROJECT = "ct-studies"
 RULES = """\
 version: 1
 rules:
@@ -52,6 +55,7 @@ rules:
       modality: CT
     actions:
       - forward: {dicom_ae: STORESCP, retries: 1}
+      - project: ct-studies
   - name: segmentations-to-radiomics
     match:
       sop_class: [Segmentation Storage, RT Structure Set Storage]
@@ -170,6 +174,8 @@ def running_platform(root: Path, rules: Path, scale_out: dict[str, object]) -> I
     )
     archive = Archive(settings)
     archive.migrate()
+    with archive.write_connection() as conn:
+        create_project(conn, CT_PROJECT)
     received = root / "received"
     logs = root / "logs"
     logs.mkdir()

@@ -15,7 +15,7 @@ from pacsflow.archive.models import Arrival
 from tests.conftest import SHARED_DATA
 from tests.multipart import multipart_body
 from tests.receiver.helpers import dataset_bytes
-from tests.workflows.conftest import PLATFORM_KINDS, QUIET_SECONDS, Platform
+from tests.workflows.conftest import CT_PROJECT, PLATFORM_KINDS, QUIET_SECONDS, Platform
 
 CT_SERIES = sorted((SHARED_DATA / "dcmqi-seg" / "ct-3slice").glob("*"))
 BOUNDARY = "workflow-test"
@@ -108,6 +108,7 @@ def test_a_stowed_series_is_processed_and_forwarded(platform: Platform) -> None:
     )
     (hit,) = searched.json()["hits"]  # indexed by the run's first task
     assert hit["NumberOfInstances"] == len(CT_SERIES) and hit["SourceKind"] == "stow"
+    assert hit["Project"] == [CT_PROJECT]  # the rule's project action, re-indexed at once
     for original in originals:
         uid = pydicom.dcmread(BytesIO(original)).SOPInstanceUID
         (received,) = platform.received.glob(f"*.{uid}")

@@ -4,38 +4,49 @@ pacsflow's REST API, with no Airflow account, and follows the runs to their end.
 from __future__ import annotations
 
 import time
+from io import BytesIO
 from typing import Any
 
+import pydicom
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from pacsflow.archive.models import Series
-from pacsflow.web.app import create_app
 from pacsflow.web.users import create_user
+from tests.conftest import join_project, opened_app
 from tests.workflows.conftest import Platform
 from tests.workflows.test_dispatch import RUN_SECONDS, new_series, stow, wait_dispatched
 
 WORKFLOWS = "/api/v1/workflows"
 RUNS = f"{WORKFLOWS}/process_series/runs"
+LAB = "lab"
 
 
 @pytest.fixture(scope="module")
 def users(platform: Platform) -> dict[str, requests.Session]:
-    """A Researcher (may run workflows) and a Viewer (may only read), signed in by Basic."""
-    app = create_app(platform.settings)
+    """A Researcher (may run workflows) and a Viewer (may only read) of project lab, signed
+    in by Basic."""
     sessions = {}
-    for username, role in (("rita", "Researcher"), ("vera", "Viewer")):
-        create_user(app, username, f"{username}-password", role)
-        session = requests.Session()
-        session.auth = (username, f"{username}-password")
-        sessions[role] = session
+    with opened_app(platform.settings) as app:
+        for username, role in (("rita", "Researcher"), ("vera", "Viewer")):
+            create_user(app, username, f"{username}-password", role)
+            join_project(app, username, role, LAB)
+            session = requests.Session()
+            session.auth = (username, f"{username}-password")
+            sessions[role] = session
     return sessions
 
 
 def stored_series(platform: Platform, count: int) -> str:
+    """A new series of ``count`` slices, stored by the admin and put in project lab."""
     series_uid, parts = new_series(count)
     stow(platform, parts)
+    study = pydicom.dcmread(BytesIO(parts[0]), stop_before_pixels=True).StudyInstanceUID
+    added = platform.web.session().put(
+        f"{platform.web.url}/api/v1/projects/{LAB}/studies/{study}", timeout=30
+    )
+    assert added.status_code == 204, added.text
     wait_dispatched(platform, series_uid)  # its automatic run is not what these tests follow
     return series_uid
 
@@ -108,7 +119,9 @@ def test_unknown_workflows_and_runs_are_404(
 ) -> None:
     researcher = users["Researcher"]
     response = researcher.post(
-        f"{platform.web.url}{WORKFLOWS}/no_such_dag/runs", json={"series": ["1.2.3"]}, timeout=30
+        f"{platform.web.url}{WORKFLOWS}/no_such_dag/runs",
+        json={"series": [stored_series(platform, 1)]},
+        timeout=30,
     )
     assert response.status_code == 404
     assert "no workflow 'no_such_dag' that users may run" in response.json()["error"]

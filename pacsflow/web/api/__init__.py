@@ -13,6 +13,7 @@ def register_api(app: Flask) -> None:
         downloads,
         me,
         overview,
+        projects,
         radiomics,
         radiomics_parameters,
         remote_aes,
@@ -26,6 +27,7 @@ def register_api(app: Flask) -> None:
     downloads.register(blueprint)
     me.register(blueprint)
     overview.register(blueprint)
+    projects.register(blueprint)
     radiomics.register(blueprint)
     radiomics_parameters.register(blueprint)
     remote_aes.register(blueprint)

@@ -2,7 +2,7 @@
 
 What Kaapana's meta dashboard shows without OpenSearch Dashboards: studies per modality
 (from the archive index, which knows studies), series arrivals per day and segmentation
-labels (facets of the search index, so they follow what the user may see).
+labels (facets of the search index); all of it over the studies the user may see.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import distinct, func, select
 
-from pacsflow.archive.models import Series
+from pacsflow.archive.models import Series, Study
 from pacsflow.search.model import Bucket, DateHistogramFacet, Range, SearchRequest, TermsFacet
+from pacsflow.web.access import visible_studies
 from pacsflow.web.api.search import visible_search
 from pacsflow.web.dicomweb.common import archive
 from pacsflow.web.security import Permission, require
@@ -26,11 +27,12 @@ LABELS = 30
 @require(Permission.READ)
 def overview() -> ResponseReturnValue:
     studies = func.count(distinct(Series.study_fk))
+    query = select(Series.modality, studies)
+    if (visible := visible_studies()) is not None:
+        query = query.join(Study, Series.study_fk == Study.id).where(visible)
     with archive().engine.connect() as conn:
         modalities = conn.execute(
-            select(Series.modality, studies)
-            .group_by(Series.modality)
-            .order_by(studies.desc(), Series.modality)
+            query.group_by(Series.modality).order_by(studies.desc(), Series.modality)
         ).all()
     days = [datetime.now(UTC).date() - timedelta(days=n) for n in range(ARRIVAL_DAYS - 1, -1, -1)]
     since = days[0].isoformat()

@@ -8,8 +8,10 @@ from dataclasses import asdict
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from pacsflow.archive.access import Action
 from pacsflow.archive.reports import series_reports
 from pacsflow.operators.radiomics.report import read_measurement_report, rows_to_csv
+from pacsflow.web.access import StudyVerdict, series_verdict
 from pacsflow.web.dicomweb.common import archive
 from pacsflow.web.security import Permission, require
 
@@ -19,7 +21,8 @@ JSON = "application/json"
 
 @require(Permission.READ)
 def series_radiomics(series_uid: str) -> ResponseReturnValue:
-    reports = series_reports(archive(), series_uid)
+    visible = series_verdict(Action.READ, series_uid) is StudyVerdict.ALLOWED
+    reports = series_reports(archive(), series_uid) if visible else None
     if reports is None:
         return jsonify({"error": f"no series {series_uid} in the archive"}), 404
     rows = [row for sr in reports for row in read_measurement_report(sr)]

@@ -9,14 +9,13 @@ query model (:mod:`pacsflow.search.model`). Tasks keep the index in step through
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 from pydantic import ValidationError
 from pydicom.datadict import keyword_dict
 
+from pacsflow.archive.access import Action, project_names
 from pacsflow.search.document import document_field_type
 from pacsflow.search.indexing import open_backend, refresh, reindex
 from pacsflow.search.model import (
@@ -38,6 +37,7 @@ from pacsflow.search.model import (
     Text,
     Wildcard,
 )
+from pacsflow.web.access import current_access
 from pacsflow.web.dicomweb.common import archive
 from pacsflow.web.security import Permission, require
 
@@ -64,18 +64,23 @@ def backend() -> SearchBackend:
     return found
 
 
-def visible_to(user: Any) -> Clause | None:
-    """What ``user`` may find, as a clause AND-ed to every search; None: everything.
+def visible_to_request() -> Clause | None:
+    """What this request may find, as a clause AND-ed to every search; None: everything.
 
-    The hook for project permissions (access-control issue): today every user with READ
-    sees every series, as in DICOMweb.
+    Documents carry the projects of their study, so hits, totals and facet counts all
+    stay within the user's projects.
     """
-    return None
+    access = current_access()
+    if access.anywhere(Action.READ):
+        return None
+    with archive().engine.connect() as conn:
+        names = project_names(conn, access.project_ids(Action.READ))
+    return Terms(field="Project", values=list(names))  # no projects: matches nothing
 
 
 def visible_search(search: SearchRequest) -> SearchResult:
     """Run ``search`` over what the current user may see."""
-    scope = visible_to(current_user)
+    scope = visible_to_request()
     if scope is not None:
         clauses = [c for c in (search.query, scope) if c is not None]
         search = search.model_copy(update={"query": Bool(must=clauses)})
@@ -100,15 +105,21 @@ def search_post() -> ResponseReturnValue:
     return _search(search)
 
 
+def _indexing_refused() -> ResponseReturnValue | None:
+    """Indexing is for the workflows' account and admins: its counts span every project."""
+    if current_access().anywhere(Action.WRITE):
+        return None
+    return jsonify({"error": "indexing takes the Admin or Operator role"}), 403
+
+
 @require(Permission.WRITE)
 def index_series(series_uid: str) -> ResponseReturnValue:
-    indexed = refresh(archive(), backend(), [series_uid])
-    return jsonify({"indexed": indexed})
+    return _indexing_refused() or jsonify({"indexed": refresh(archive(), backend(), [series_uid])})
 
 
 @require(Permission.WRITE)
 def reindex_all() -> ResponseReturnValue:
-    return jsonify({"indexed": reindex(archive(), backend())})
+    return _indexing_refused() or jsonify({"indexed": reindex(archive(), backend())})
 
 
 # ----------------------------------------------------------- GET parameters -> request

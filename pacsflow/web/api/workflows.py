@@ -13,7 +13,9 @@ from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from pacsflow.archive.access import Action
 from pacsflow.search.indexing import study_series
+from pacsflow.web.access import StudyVerdict, current_access, series_verdict, study_verdict
 from pacsflow.web.dicomweb.common import archive
 from pacsflow.web.security import Permission, require
 from pacsflow.workflows.airflow_api import AirflowClient, AirflowError, AirflowUnavailable
@@ -64,6 +66,16 @@ def start(dag_id: str) -> ResponseReturnValue:
         return _error(400, f"at most {MAX_SERIES_PER_REQUEST} series per request")
     if not isinstance(params, dict):
         return _error(400, '"params" must be a JSON object')
+    if not current_access().anywhere(Action.WRITE):
+        verdicts = {uid: series_verdict(Action.WRITE, uid) for uid in series}
+        hidden = sorted(uid for uid, v in verdicts.items() if v is StudyVerdict.HIDDEN)
+        if hidden:  # answered as start_runs answers series that are not stored
+            return _error(404, f"series not in the archive: {', '.join(hidden)}")
+        forbidden = [uid for uid, v in verdicts.items() if v is StudyVerdict.FORBIDDEN]
+        if forbidden:
+            return _error(
+                403, f"running workflows on series {forbidden[0]} takes the Researcher role"
+            )
     runs = start_runs(
         archive(), airflow(), dag_id, list(dict.fromkeys(series)), current_user.username, params
     )
@@ -76,7 +88,8 @@ def get_run(dag_id: str, run_id: str) -> ResponseReturnValue:
     if not is_user_runnable(client.dag(dag_id)):
         raise ManualRunError(f"no workflow {dag_id!r} that users may run")
     run = client.run(dag_id, run_id)
-    if run is None:
+    series = ((run or {}).get("conf") or {}).get("series_instance_uid")
+    if run is None or series_verdict(Action.READ, str(series or "")) is not StudyVerdict.ALLOWED:
         return _error(404, f"no run {run_id!r} of workflow {dag_id!r}")
     return jsonify(_run_summary(run))
 
@@ -86,7 +99,7 @@ def study_runs(study: str) -> ResponseReturnValue:
     """The runs that touched the study's series, newest first: their run ids name the
     series (dispatched, manual and rule-triggered runs alike)."""
     series = study_series(archive(), study)
-    if not series:
+    if not series or study_verdict(Action.READ, study) is not StudyVerdict.ALLOWED:
         return _error(404, f"no study {study} in the archive")
     client = airflow()
     runs = [

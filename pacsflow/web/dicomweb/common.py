@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from pacsflow.archive.archive import Archive
 
@@ -41,5 +41,8 @@ def archive() -> Archive:
 
 
 def dicomweb_root() -> str:
-    """The absolute DICOMweb root URL of this request, for RetrieveURL and BulkDataURI."""
-    return request.url_root.rstrip("/") + "/dicomweb"
+    """The absolute DICOMweb root URL of this request (its project's, under a project root),
+    for RetrieveURL and BulkDataURI."""
+    root = request.url_root.rstrip("/") + "/dicomweb"
+    project = g.get("project_name")
+    return root if project is None else f"{root}/projects/{project}"

@@ -8,10 +8,13 @@ nothing answers 200 with ``[]`` (PS3.18 2026a, 11.9.3.1, permits it; it spares c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, Response, request
 
 from pacsflow.archive.dicomjson import dumps
 from pacsflow.archive.query import Level, QueryError, parse_query, search
+from pacsflow.web.access import visible_studies
 from pacsflow.web.dicomweb import common
 from pacsflow.web.dicomweb.common import DicomwebError, MediaType
 from pacsflow.web.security import Permission, require
@@ -81,6 +84,7 @@ def _search(level: Level, study_uid: str | None = None, series_uid: str | None =
         )
     except QueryError as exc:
         raise DicomwebError(400, str(exc)) from exc
+    query = replace(query, visible=visible_studies())
     with common.archive().sessions() as session:
         result = search(session, query, common.dicomweb_root())
     response = Response(dumps(result.matches), mimetype=media_type)

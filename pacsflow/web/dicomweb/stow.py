@@ -20,8 +20,9 @@ from werkzeug.http import parse_options_header
 
 from pacsflow.archive.archive import Archive
 from pacsflow.archive.dicomjson import dumps, instance_path
-from pacsflow.archive.ingest import IngestError, Source, SourceKind
+from pacsflow.archive.ingest import IngestError, Source, SourceKind, StudyCheck
 from pacsflow.dicom.status import StoreStatus
+from pacsflow.web.access import store_target, writable_projects
 from pacsflow.web.audit import note_studies
 from pacsflow.web.dicomweb.common import DicomwebError, MediaType, archive, dicomweb_root
 from pacsflow.web.security import Permission, require
@@ -58,10 +59,18 @@ class _Part:
 class StowReceiver:
     """Feeds a multipart body through a streaming parser into the archive, part by part."""
 
-    def __init__(self, archive: Archive, source: Source, boundary: str, study_uid: str) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        source: Source,
+        boundary: str,
+        study_uid: str,
+        may_store: StudyCheck | None = None,
+    ) -> None:
         self.archive = archive
         self.source = source
         self.study_uid = study_uid
+        self.may_store = may_store
         self.limit = int(archive.settings.max_object_size)
         self.outcomes: list[PartOutcome] = []
         self._pending: list[tuple[int, Path]] = []  # (outcome slot, staged file)
@@ -153,7 +162,9 @@ class StowReceiver:
             return
         slots, staged = zip(*self._pending, strict=True)
         self._pending = []
-        results = self.archive.ingest_many(list(staged), self.source, self.study_uid)
+        results = self.archive.ingest_many(
+            list(staged), self.source, self.study_uid, self.may_store
+        )
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, IngestError):
                 self.outcomes[slot] = PartOutcome(
@@ -244,12 +255,19 @@ def _boundary() -> str:
 
 @require(Permission.WRITE)
 def store_instances(study: str = "") -> Response:
-    receiver = StowReceiver(
-        archive(),
-        Source(SourceKind.STOW, username=current_user.username, peer=request.remote_addr or ""),
-        _boundary(),
-        study,
+    if writable_projects() == frozenset():
+        raise DicomwebError(
+            HTTPStatus.FORBIDDEN,
+            "storing takes the Researcher or Manager role in a project; ask its Manager",
+        )
+    project, may_store = store_target()
+    source = Source(
+        SourceKind.STOW,
+        username=current_user.username,
+        peer=request.remote_addr or "",
+        project=project,
     )
+    receiver = StowReceiver(archive(), source, _boundary(), study, may_store)
     receiver.feed(request.stream)  # type: ignore[arg-type]
     outcomes = receiver.outcomes
     note_studies(o.study_instance_uid for o in outcomes if o.failure is None)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, request
 from pydicom.uid import ExplicitVRLittleEndian
 from sqlalchemy import Row, Select, bindparam, select
 
+from pacsflow.archive.access import Action
 from pacsflow.archive.dicomjson import with_root
 from pacsflow.archive.frames import (
     BulkDataNotFoundError,
@@ -40,6 +41,7 @@ from pacsflow.archive.frames import (
 from pacsflow.archive.models import Instance, Series, Study
 from pacsflow.archive.storage import Storage
 from pacsflow.dicom import transfer_syntax
+from pacsflow.web.access import StudyVerdict, study_verdict
 from pacsflow.web.dicomweb.common import (
     DicomwebError,
     MediaType,
@@ -169,9 +171,12 @@ def scoped_statement(columns: tuple[Any, ...], depth: int) -> Select[Any]:
 def run_scoped(
     columns: tuple[Any, ...], study: str, series: str | None, instance: str | None
 ) -> Sequence[Row[Any]]:
-    """Rows of ``columns`` for the instances in scope, using the cached statement."""
+    """Rows of ``columns`` for the instances in scope, using the cached statement; none
+    when the user may not read the study."""
     if instance is not None and series is None:
         raise ValueError("an instance is looked up within its series")
+    if study_verdict(Action.READ, study) is not StudyVerdict.ALLOWED:
+        return []  # answered as if nothing were stored
     values = [v for v in (study, series, instance) if v is not None]
     parameters = dict(zip(SCOPE_PARAMETERS, values, strict=False))
     statement = scoped_statement(columns, len(values))
