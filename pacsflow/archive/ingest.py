@@ -356,12 +356,13 @@ def _store(
                 placed.append(plan)
             storage.sync([plan.key for plan in placed])
             _index_all(conn, plans, source, results)
-            add_studies(
-                conn,
-                {r.study_instance_uid for r in results if isinstance(r, IngestResult)},
-                project_name=source.project,
-                called_ae=source.called_ae,
-            )
+            if source.project or source.called_ae not in ("", archive.settings.ae_title):
+                add_studies(
+                    conn,
+                    {r.study_instance_uid for r in results if isinstance(r, IngestResult)},
+                    project_name=source.project,
+                    called_ae=source.called_ae,
+                )
     except OSError as exc:
         storage.remove([plan.key for plan in placed if plan.replaces is None])
         for plan in plans:
