@@ -100,9 +100,7 @@ def enter_project() -> None:
         return
     with archive().engine.connect() as conn:
         project_id = find_project(conn, name)
-    access = current_access()
-    readable = access.anywhere(Action.READ) or project_id in access.project_ids(Action.READ)
-    if project_id is None or not readable:
+    if project_id is None or not current_access().allows(Action.READ, {project_id}):
         raise DicomwebError(HTTPStatus.NOT_FOUND, f"no project named {name!r} is open to you")
     scope_to_project(project_id)
 

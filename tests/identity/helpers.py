@@ -23,22 +23,31 @@ from pacsflow.web.security import security_manager
 from tests.conftest import opened_app
 
 
-def wait_ready(
+@contextmanager
+def running(
     name: str,
-    process: subprocess.Popen[bytes],
+    command: list[Any],
     log: Path,
     answers: Callable[[], bool],
     seconds: float,
-) -> None:
-    """Wait until ``answers()`` (a server started by a test) or fail with its log."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{name} exited early:\n{log.read_text()[-4000:]}")
-        if answers():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"{name} did not answer within {seconds} s:\n{log.read_text()[-4000:]}")
+    **popen: Any,
+) -> Iterator[None]:
+    """A server started by a test, its output in ``log``: once ``answers()``, until the
+    block ends; it fails the test with the log when it exits early or never answers."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=out, **popen)
+    try:
+        deadline = time.monotonic() + seconds
+        while not answers():
+            if process.poll() is not None:
+                pytest.fail(f"{name} exited early:\n{log.read_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} did not answer within {seconds} s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ each user's memberOf, which pacsflow maps to roles and project memberships.
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from tests.identity.helpers import (
     migrated_app,
     project_roles,
     roles_of,
-    wait_ready,
+    running,
 )
 from tests.live_server import free_port
 from tests.web.web_helpers import basic
@@ -89,20 +88,14 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
         SLAPD_CONF.format(home=home, suffix=SUFFIX, root_dn=ROOT_DN, root_password=ROOT_PASSWORD)
     )
     url = f"ldap://127.0.0.1:{free_port()}"
-    log = home / "slapd.log"
-    with open(log, "wb") as out:
-        # -d 0: stay in the foreground, so the test owns the process
-        process = subprocess.Popen(
-            [SLAPD, "-f", conf, "-h", url, "-d", "0"], stdout=out, stderr=out
-        )
-    try:
-        directory = Directory(url)
-        wait_ready("slapd", process, log, lambda: _answers(directory), STARTUP_SECONDS)
+    directory = Directory(url)
+    # -d 0: stay in the foreground, so the test owns the process
+    command = [SLAPD, "-f", conf, "-h", url, "-d", "0"]
+    with running(
+        "slapd", command, home / "slapd.log", lambda: _answers(directory), STARTUP_SECONDS
+    ):
         _load(directory, DIRECTORY)
         yield directory
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def _answers(directory: Directory) -> bool:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,7 @@ from tests.identity.helpers import (
     migrated_app,
     project_roles,
     roles_of,
-    wait_ready,
+    running,
 )
 from tests.live_server import free_port
 
@@ -98,20 +97,18 @@ def issuer(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "OIDC_ACCOUNTS": json.dumps(ACCOUNTS),
     }
     log = tmp_path_factory.mktemp("oidc") / "provider.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [node, "provider.mjs"], cwd=PROVIDER_DIR, env=env, stdout=out, stderr=out
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        discovery = f"{url}/.well-known/openid-configuration"
-        wait_ready(
-            "the OpenID provider", process, log, lambda: _answers(discovery), STARTUP_SECONDS
-        )
+    discovery = f"{url}/.well-known/openid-configuration"
+    with running(
+        "the OpenID provider",
+        [node, "provider.mjs"],
+        log,
+        lambda: _answers(discovery),
+        STARTUP_SECONDS,
+        cwd=PROVIDER_DIR,
+        env=env,
+    ):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def _answers(url: str) -> bool:
